@@ -1,0 +1,105 @@
+"""Perdure: durable execution in Python, wire-compatible with Restate.
+
+The SDK's public surface. Names load on first use, so that ``import perdure.server`` (which
+runs this file) does not pay for the SDK, and the SDK does not pay for the server.
+
+Example::
+
+    import perdure
+
+    greeter = perdure.Service("Greeter")
+
+    @greeter.handler()
+    async def greet(ctx: perdure.Context, name: str) -> str:
+        return f"Hello {name}!"
+
+    perdure.serve([greeter], port=9080)
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BytesSerde",
+    "Context",
+    "JsonSerde",
+    "MsgspecSerde",
+    "ObjectContext",
+    "ObjectSharedContext",
+    "PydanticSerde",
+    "RetryPolicy",
+    "Serde",
+    "SerdeError",
+    "Service",
+    "TerminalError",
+    "TypedJsonSerde",
+    "VirtualObject",
+    "Workflow",
+    "WorkflowContext",
+    "WorkflowSharedContext",
+    "app",
+    "serve",
+]
+
+# Where each public name lives.
+_HOME: dict[str, str] = {
+    "BytesSerde": "perdure.sdk.serde",
+    "Context": "perdure.sdk.context",
+    "JsonSerde": "perdure.sdk.serde",
+    "MsgspecSerde": "perdure.sdk.serde",
+    "ObjectContext": "perdure.sdk.context",
+    "ObjectSharedContext": "perdure.sdk.context",
+    "PydanticSerde": "perdure.sdk.serde",
+    "RetryPolicy": "perdure.sdk.handler",
+    "Serde": "perdure.sdk.serde_protocol",
+    "SerdeError": "perdure.sdk.serde",
+    "Service": "perdure.sdk.service",
+    "TerminalError": "perdure.sdk.errors",
+    "TypedJsonSerde": "perdure.sdk.serde",
+    "VirtualObject": "perdure.sdk.service",
+    "Workflow": "perdure.sdk.service",
+    "WorkflowContext": "perdure.sdk.context",
+    "WorkflowSharedContext": "perdure.sdk.context",
+    "app": "perdure.sdk.endpoint",
+    "serve": "perdure.sdk.serving",
+}
+
+if TYPE_CHECKING:
+    from perdure.sdk.endpoint import app
+    from perdure.sdk.handler import RetryPolicy
+    from perdure.sdk.serde import (
+        BytesSerde,
+        JsonSerde,
+        MsgspecSerde,
+        PydanticSerde,
+        SerdeError,
+        TypedJsonSerde,
+    )
+    from perdure.sdk.serde_protocol import Serde
+    from perdure.sdk.service import Service, VirtualObject, Workflow
+    from perdure.sdk.serving import serve
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOME.get(name)
+    if home is None:
+        raise AttributeError(f"module 'perdure' has no attribute {name!r}")
+    try:
+        module = importlib.import_module(home)
+    except ModuleNotFoundError as exc:
+        if exc.name != home:
+            raise
+        raise AttributeError(
+            f"perdure.{name} lives in {home}, which this install does not have"
+        ) from exc
+    value = getattr(module, name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

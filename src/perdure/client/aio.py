@@ -1,0 +1,185 @@
+"""``AsyncClient``: the ingress and admin APIs from asyncio code, a thin shell over httpx."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Any, TypeVar
+
+import httpx
+
+from perdure.client import requests as rq
+from perdure.client._http import DEFAULT_TIMEOUT, base_urls, request_args, response_of
+from perdure.client.typed import TargetClient, WorkflowClient, target, workflow_target
+from perdure.sdk.service import Service, VirtualObject, Workflow
+
+__all__ = ["AsyncClient"]
+
+T = TypeVar("T")
+
+
+class AsyncClient:
+    """Calls handlers through a Restate or Perdure server's ingress, and registers deployments.
+
+    Example::
+
+        async with AsyncClient("http://127.0.0.1:8080") as client:
+            await client.service(Greeter).greet("Ada")      # 'Hello Ada!'
+            await client.object(Counter, "clicks").add(1)   # 1
+            await client.call("Greeter", "greet", "Bob")    # by name, JSON in and out
+            receipt = await client.send("Greeter", "greet", "Eve")
+            await client.attach(receipt.invocation_id)
+    """
+
+    def __init__(
+        self,
+        ingress_url: str = "http://127.0.0.1:8080",
+        *,
+        admin_url: str = "http://127.0.0.1:9070",
+        headers: Mapping[str, str] | None = None,
+        timeout: httpx.Timeout | float | None = DEFAULT_TIMEOUT,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._bases = base_urls(ingress_url, admin_url)
+        self._http = httpx.AsyncClient(
+            headers=dict(headers or {}), timeout=timeout, transport=transport
+        )
+
+    async def execute(self, call: rq.Call[T]) -> T:
+        """Make one request built by :mod:`perdure.client.requests` and read its answer.
+
+        The typed proxies call this and return its coroutine, so ``await`` them.
+        """
+        try:
+            response = await self._http.request(**request_args(call.request, self._bases))
+        except httpx.TransportError as exc:
+            raise rq.unreachable(call.request, self._bases[call.request.target], exc) from exc
+        return call.parse(response_of(response))
+
+    # -- typed, from definitions (or names) -----------------------------------------------
+
+    def service(self, definition: Service | str) -> TargetClient:
+        """A service's handlers as attributes: ``await client.service(Greeter).greet("Ada")``."""
+        return target(definition, None, self.execute, expected="SERVICE")
+
+    def object(self, definition: VirtualObject | str, key: str) -> TargetClient:
+        """One object's handlers: ``await client.object(Counter, "clicks").add(1)``."""
+        return target(definition, key, self.execute, expected="VIRTUAL_OBJECT")
+
+    def workflow(
+        self, definition: Workflow | str, key: str, *, run_handler: str = "run"
+    ) -> WorkflowClient:
+        """One workflow instance: ``await client.workflow(Signup, "ada").submit(...)``.
+
+        ``run_handler`` names the run handler when the workflow is given by name.
+        """
+        return workflow_target(definition, key, self.execute, run_handler=run_handler)
+
+    # -- plain, by name ---------------------------------------------------------------------
+
+    async def call(
+        self,
+        service: str,
+        handler: str,
+        arg: Any = None,
+        *,
+        key: str | None = None,
+        idempotency_key: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Any:
+        """Call a handler by name and return its output (JSON decoded, else bytes).
+
+        Example::
+
+            await client.call("Counter", "add", 1, key="clicks")
+        """
+        handler_client = TargetClient(service, key, self.execute).handler(handler)
+        return await handler_client(arg, idempotency_key=idempotency_key, headers=headers)
+
+    async def send(
+        self,
+        service: str,
+        handler: str,
+        arg: Any = None,
+        *,
+        key: str | None = None,
+        delay: datetime.timedelta | None = None,
+        idempotency_key: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> rq.SendReceipt:
+        """Start a handler by name without waiting for it.
+
+        Example::
+
+            (await client.send("Greeter", "greet", "Ada", delay=timedelta(hours=1))).invocation_id
+        """
+        handler_client = TargetClient(service, key, self.execute).handler(handler)
+        receipt: rq.SendReceipt = await handler_client.send(
+            arg, delay=delay, idempotency_key=idempotency_key, headers=headers
+        )
+        return receipt
+
+    async def attach(self, invocation_id: str) -> Any:
+        """Wait for an invocation to finish and return its output.
+
+        Example::
+
+            await client.attach(receipt.invocation_id)
+        """
+        return await self.execute(rq.attach(invocation_id))
+
+    async def output(self, invocation_id: str) -> Any:
+        """An invocation's output if it finished; raises :class:`NotReadyError` if not."""
+        return await self.execute(rq.output(invocation_id))
+
+    async def resolve_awakeable(self, awakeable_id: str, value: Any = None) -> None:
+        """Complete an awakeable with ``value`` (sent as JSON; bytes are sent raw).
+
+        Example::
+
+            await client.resolve_awakeable(awakeable_id, {"approved": True})
+        """
+        body, content_type = rq.encode_value(value)
+        await self.execute(rq.resolve_awakeable(awakeable_id, body, content_type=content_type))
+
+    async def reject_awakeable(self, awakeable_id: str, reason: str) -> None:
+        """Fail an awakeable with ``reason``; the waiting handler sees a terminal error."""
+        await self.execute(rq.reject_awakeable(awakeable_id, reason))
+
+    async def register_deployment(
+        self,
+        uri: str,
+        *,
+        force: bool = False,
+        use_http_11: bool = False,
+        additional_headers: Mapping[str, str] | None = None,
+    ) -> rq.Deployment:
+        """Register the deployment at ``uri`` with the admin API.
+
+        Example::
+
+            (await client.register_deployment("http://127.0.0.1:9080")).services
+        """
+        return await self.execute(
+            rq.register_deployment(
+                uri, force=force, use_http_11=use_http_11, additional_headers=additional_headers
+            )
+        )
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()

@@ -1,0 +1,476 @@
+"""The context API handlers program against: abstract classes only (see context_impl.py).
+
+Which context a handler receives depends on what it is:
+
+=====================================  =========================
+handler                                context
+=====================================  =========================
+service handler                        :class:`Context`
+virtual object, exclusive (default)    :class:`ObjectContext`
+virtual object, shared                 :class:`ObjectSharedContext`
+workflow ``run`` handler               :class:`WorkflowContext`
+workflow, other handlers (shared)      :class:`WorkflowSharedContext`
+=====================================  =========================
+
+Everything durable returns a :class:`DurableFuture`: await it for the result, or combine
+several with ``perdure.gather``, ``perdure.select`` and friends. Creating the future is what
+journals the step; awaiting it only waits for the result.
+"""
+
+from __future__ import annotations
+
+import abc
+import functools
+from collections.abc import Awaitable, Callable, Generator, Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from random import Random
+from typing import Any, Generic, ParamSpec, TypeVar, overload
+from uuid import UUID
+
+from perdure.sdk.serde_protocol import Serde
+
+__all__ = [
+    "CallFuture",
+    "CallTarget",
+    "Context",
+    "DurableFuture",
+    "DurablePromise",
+    "ObjectContext",
+    "ObjectSharedContext",
+    "Request",
+    "RunOptions",
+    "SendHandle",
+    "WorkflowContext",
+    "WorkflowSharedContext",
+]
+
+T = TypeVar("T")
+P = ParamSpec("P")
+
+CallTarget = Callable[..., Awaitable[Any]] | tuple[str, str] | str
+"""What calls address: a handler function of a Perdure service definition, a ``(service,
+handler)`` pair, or ``"Service/handler"``. A handler function brings its own serdes; names use
+JSON."""
+
+
+@dataclass(frozen=True)
+class RunOptions(Generic[T]):
+    """How ``ctx.run`` stores the closure's result and retries it when it fails.
+
+    A closure that raises :class:`~perdure.TerminalError` fails at once; any other exception
+    is retried. With no retry field set, retries go on for as long as the server's retry
+    policy allows. Setting any of them switches to exponential backoff starting at
+    ``initial_retry_interval`` (50 ms), growing by ``retry_interval_factor`` (2) up to
+    ``max_retry_interval`` (10 s), for at most ``max_attempts`` executions (the first
+    included) or ``max_duration``; then the last error is journaled and raised as a
+    TerminalError, so the handler can compensate.
+
+    Example::
+
+        await ctx.run("charge", charge, order, options=RunOptions(max_attempts=3))
+    """
+
+    serde: Serde[T] | None = None
+    type_hint: Any = None
+    max_attempts: int | None = None
+    max_duration: timedelta | None = None
+    initial_retry_interval: timedelta | None = None
+    max_retry_interval: timedelta | None = None
+    retry_interval_factor: float | None = None
+    max_retry_duration: timedelta | None = None
+    """The same as ``max_duration`` (the name restate-sdk used first)."""
+
+
+@dataclass(frozen=True)
+class Request:
+    """The request that started this invocation."""
+
+    id: str
+    """The invocation id (``inv_1...``)."""
+    headers: Mapping[str, str]
+    """The headers the caller sent with the request."""
+    attempt_headers: Mapping[str, str]
+    """The HTTP headers of this attempt, as the server sent them to the endpoint."""
+    body: bytes
+    """The raw input."""
+    key: str = ""
+    """The virtual object or workflow key; empty for services."""
+    idempotency_key: str | None = None
+    scope: str | None = None
+    limit_key: str | None = None
+
+
+class DurableFuture(Awaitable[T], abc.ABC):
+    """The result of a durable step: await it, or pass it to a combinator.
+
+    Awaiting twice returns the same result (or raises the same error) without waiting again.
+    """
+
+    @abc.abstractmethod
+    def is_completed(self) -> bool:
+        """True when the result is known: awaiting will not wait."""
+
+    @abc.abstractmethod
+    def __await__(self) -> Generator[Any, Any, T]: ...
+
+
+class CallFuture(DurableFuture[T]):
+    """The result of a call, plus the callee's invocation id."""
+
+    @abc.abstractmethod
+    async def invocation_id(self) -> str:
+        """The invocation id of the callee (known before its result)."""
+
+    @abc.abstractmethod
+    async def cancel_invocation(self) -> None:
+        """Cancel the callee: ``ctx.cancel_invocation(await f.invocation_id())``."""
+
+
+class SendHandle(abc.ABC):
+    """A one-way call that was sent."""
+
+    @abc.abstractmethod
+    async def invocation_id(self) -> str:
+        """The invocation id of the callee."""
+
+    @abc.abstractmethod
+    async def cancel_invocation(self) -> None:
+        """Cancel the callee."""
+
+
+class DurablePromise(Generic[T], abc.ABC):
+    """A workflow's named promise: resolved once, by any handler of the workflow.
+
+    Example::
+
+        approved = await ctx.promise("approval").value()        # in the run handler
+        await ctx.promise("approval").resolve(True)             # in a shared handler
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    @abc.abstractmethod
+    def value(self) -> DurableFuture[T]:
+        """The promise's value, once resolved (raises TerminalError if rejected)."""
+
+    @abc.abstractmethod
+    def peek(self) -> DurableFuture[T | None]:
+        """The value if already resolved, else None; never waits for resolution."""
+
+    @abc.abstractmethod
+    def resolve(self, value: T) -> DurableFuture[None]:
+        """Resolve the promise (fails with TerminalError if it already was)."""
+
+    @abc.abstractmethod
+    def reject(self, message: str, code: int = 500) -> DurableFuture[None]:
+        """Reject the promise: its awaiters get a TerminalError."""
+
+    def __await__(self) -> Generator[Any, Any, T]:
+        return self.value().__await__()
+
+
+class Context(abc.ABC):
+    """What every handler can do."""
+
+    @abc.abstractmethod
+    def request(self) -> Request:
+        """The request that started the invocation."""
+
+    # -- deterministic helpers -----------------------------------------------------------
+
+    @abc.abstractmethod
+    def random(self) -> Random:
+        """A random generator seeded per invocation: the same numbers on every replay."""
+
+    @abc.abstractmethod
+    def uuid(self) -> UUID:
+        """A random UUID (version 4) drawn from ``random()``: stable across replays."""
+
+    @abc.abstractmethod
+    def time(self) -> DurableFuture[float]:
+        """The current time (seconds since the epoch), journaled so replays see the same."""
+
+    # -- side effects ----------------------------------------------------------------------
+
+    @overload
+    def run(
+        self,
+        name: str,
+        fn: Callable[..., Awaitable[T]],
+        /,
+        *args: Any,
+        options: RunOptions[T] | None = None,
+        serde: Serde[T] | None = None,
+        type_hint: Any = None,
+    ) -> DurableFuture[T]: ...
+
+    @overload
+    def run(
+        self,
+        name: str,
+        fn: Callable[..., T],
+        /,
+        *args: Any,
+        options: RunOptions[T] | None = None,
+        serde: Serde[T] | None = None,
+        type_hint: Any = None,
+    ) -> DurableFuture[T]: ...
+
+    @abc.abstractmethod
+    def run(
+        self,
+        name: str,
+        fn: Callable[..., Any],
+        /,
+        *args: Any,
+        options: RunOptions[Any] | None = None,
+        serde: Serde[Any] | None = None,
+        type_hint: Any = None,
+    ) -> DurableFuture[Any]:
+        """Run ``fn(*args)`` once and journal its result; replays return the journaled result.
+
+        ``fn`` may be a plain function (run in a worker thread) or an async one. The result
+        is serialised with ``serde``, else with the serde for ``type_hint`` or for ``fn``'s
+        return annotation, else as JSON. See :class:`RunOptions` for retries.
+
+        Example::
+
+            user = await ctx.run("fetch user", fetch_user, user_id)
+        """
+
+    @overload
+    def run_typed(
+        self,
+        name: str,
+        fn: Callable[P, Awaitable[T]],
+        options: RunOptions[T] = ...,
+        /,
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> DurableFuture[T]: ...
+
+    @overload
+    def run_typed(
+        self,
+        name: str,
+        fn: Callable[P, T],
+        options: RunOptions[T] = ...,
+        /,
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> DurableFuture[T]: ...
+
+    def run_typed(
+        self,
+        name: str,
+        fn: Callable[..., Any],
+        options: RunOptions[Any] | None = None,
+        /,
+        *args: Any,
+        **kwargs: Any,
+    ) -> DurableFuture[Any]:
+        """restate-sdk's spelling of :meth:`run`, with keyword arguments for ``fn`` too."""
+        if kwargs:
+            fn = functools.partial(fn, **kwargs)
+        return self.run(name, fn, *args, options=options)
+
+    @abc.abstractmethod
+    def sleep(self, delta: timedelta, name: str | None = None) -> DurableFuture[None]:
+        """A durable timer: survives restarts; the invocation suspends while it waits.
+
+        Example::
+
+            await ctx.sleep(timedelta(days=1))
+        """
+
+    # -- calls -----------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def service_call(
+        self,
+        target: CallTarget,
+        arg: Any = None,
+        *,
+        key: str | None = None,
+        idempotency_key: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> CallFuture[Any]:
+        """Call a handler and get a future of its result.
+
+        Example::
+
+            greeting = await ctx.service_call(greet, "Till")
+        """
+
+    @abc.abstractmethod
+    def service_send(
+        self,
+        target: CallTarget,
+        arg: Any = None,
+        *,
+        key: str | None = None,
+        delay: timedelta | None = None,
+        idempotency_key: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> SendHandle:
+        """Call a handler without waiting for its result, after ``delay`` if given."""
+
+    def object_call(
+        self,
+        target: CallTarget,
+        key: str,
+        arg: Any = None,
+        *,
+        idempotency_key: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> CallFuture[Any]:
+        """Call a virtual object's handler for ``key``."""
+        return self.service_call(
+            target, arg, key=key, idempotency_key=idempotency_key, headers=headers
+        )
+
+    def object_send(
+        self,
+        target: CallTarget,
+        key: str,
+        arg: Any = None,
+        *,
+        delay: timedelta | None = None,
+        idempotency_key: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> SendHandle:
+        """Send to a virtual object's handler for ``key``."""
+        return self.service_send(
+            target, arg, key=key, delay=delay, idempotency_key=idempotency_key, headers=headers
+        )
+
+    workflow_call = object_call
+    workflow_send = object_send
+
+    @abc.abstractmethod
+    def generic_call(
+        self,
+        service: str,
+        handler: str,
+        arg: bytes,
+        *,
+        key: str | None = None,
+        idempotency_key: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> CallFuture[bytes]:
+        """Call by name with raw bytes in and out (what typed proxies are built on)."""
+
+    @abc.abstractmethod
+    def generic_send(
+        self,
+        service: str,
+        handler: str,
+        arg: bytes,
+        *,
+        key: str | None = None,
+        delay: timedelta | None = None,
+        idempotency_key: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> SendHandle:
+        """Send by name with raw bytes."""
+
+    @abc.abstractmethod
+    def cancel_invocation(self, invocation_id: str) -> None:
+        """Cancel another invocation; it sees an InvocationCancelledError and may compensate."""
+
+    @abc.abstractmethod
+    def attach_invocation(
+        self, invocation_id: str, serde: Serde[T] | None = None, type_hint: Any = None
+    ) -> DurableFuture[T]:
+        """Wait for another invocation's result."""
+
+    # -- awakeables and signals ------------------------------------------------------------
+
+    @abc.abstractmethod
+    def awakeable(
+        self, serde: Serde[T] | None = None, type_hint: Any = None
+    ) -> tuple[str, DurableFuture[T]]:
+        """An id to hand to someone else, and a future resolved when they complete it.
+
+        Example::
+
+            awakeable_id, approved = ctx.awakeable(type_hint=bool)
+            await ctx.run("ask", send_approval_email, awakeable_id)
+            if await approved: ...
+        """
+
+    @abc.abstractmethod
+    def resolve_awakeable(
+        self, awakeable_id: str, value: Any, serde: Serde[Any] | None = None
+    ) -> None:
+        """Complete someone's awakeable with a value."""
+
+    @abc.abstractmethod
+    def reject_awakeable(self, awakeable_id: str, message: str, code: int = 500) -> None:
+        """Complete someone's awakeable with a failure (they get a TerminalError)."""
+
+    @abc.abstractmethod
+    def signal(
+        self, name: str, serde: Serde[T] | None = None, type_hint: Any = None
+    ) -> DurableFuture[T]:
+        """A future of the named signal ``name`` sent to this invocation."""
+
+    @abc.abstractmethod
+    def resolve_signal(
+        self, invocation_id: str, name: str, value: Any, serde: Serde[Any] | None = None
+    ) -> None:
+        """Send the named signal ``name`` with a value to another invocation."""
+
+    @abc.abstractmethod
+    def reject_signal(self, invocation_id: str, name: str, message: str, code: int = 500) -> None:
+        """Send the named signal ``name`` as a failure to another invocation."""
+
+
+class ObjectSharedContext(Context):
+    """A shared handler of a virtual object: reads its state, never writes it."""
+
+    @abc.abstractmethod
+    def key(self) -> str:
+        """The object's key."""
+
+    @abc.abstractmethod
+    def get(
+        self, name: str, serde: Serde[T] | None = None, type_hint: Any = None
+    ) -> DurableFuture[T | None]:
+        """The value of state ``name``, or None when unset."""
+
+    @abc.abstractmethod
+    def state_keys(self) -> DurableFuture[list[str]]:
+        """The names of all state entries."""
+
+
+class ObjectContext(ObjectSharedContext):
+    """An exclusive handler of a virtual object: one at a time per key; writes state."""
+
+    @abc.abstractmethod
+    def set(self, name: str, value: Any, serde: Serde[Any] | None = None) -> None:
+        """Set state ``name``."""
+
+    @abc.abstractmethod
+    def clear(self, name: str) -> None:
+        """Remove state ``name``."""
+
+    @abc.abstractmethod
+    def clear_all(self) -> None:
+        """Remove all state of this object."""
+
+
+class WorkflowSharedContext(ObjectSharedContext):
+    """A workflow's shared handler (queries, signals): reads state, resolves promises."""
+
+    @abc.abstractmethod
+    def promise(
+        self, name: str, serde: Serde[T] | None = None, type_hint: Any = None
+    ) -> DurablePromise[T]:
+        """The workflow's promise ``name``."""
+
+
+class WorkflowContext(ObjectContext, WorkflowSharedContext):
+    """A workflow's ``run`` handler: runs once per key, owns the state."""

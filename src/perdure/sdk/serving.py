@@ -1,0 +1,108 @@
+"""``perdure.serve``: run an endpoint on hypercorn, HTTP/2 (h2c) and HTTP/1.1 on one port."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Any
+
+from perdure.sdk.endpoint import Endpoint, ProtocolModeName, app
+from perdure.sdk.service import Definition
+
+__all__ = ["serve", "serve_async"]
+
+# Restate keeps a pool of long-lived HTTP/2 connections to a deployment and multiplexes every
+# invocation over them, so per-connection limits must not throttle it (the official SDK's test
+# harness lifts them the same way). hypercorn's defaults (100 streams, 5 s keep-alive) would.
+MAX_STREAMS_PER_CONNECTION = 2**31 - 1
+KEEP_ALIVE_SECONDS = 24 * 3600
+# On SIGTERM, give running attempts this long to finish before their streams are cut; an
+# attempt cut short is retried by the server from its journal, so nothing is lost.
+GRACEFUL_SHUTDOWN_SECONDS = 10.0
+
+
+def _as_app(
+    app_or_services: Endpoint | Any | Iterable[Definition],
+    protocol_mode: ProtocolModeName | None,
+    identity_keys: Sequence[str],
+) -> Any:
+    if isinstance(app_or_services, Definition):
+        app_or_services = [app_or_services]
+    if isinstance(app_or_services, Endpoint) or callable(app_or_services):
+        if protocol_mode is not None or identity_keys:
+            raise TypeError(
+                "protocol_mode= and identity_keys= configure a new app; pass them to "
+                "perdure.app(...) when you build the app yourself"
+            )
+        return app_or_services
+    return app(list(app_or_services), protocol_mode=protocol_mode, identity_keys=identity_keys)
+
+
+def _config(host: str, port: int) -> Any:
+    from hypercorn.config import Config
+
+    config = Config()
+    # An IPv6 literal needs brackets in a bind string.
+    config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
+    config.h2_max_concurrent_streams = MAX_STREAMS_PER_CONNECTION
+    config.keep_alive_max_requests = MAX_STREAMS_PER_CONNECTION
+    config.keep_alive_timeout = KEEP_ALIVE_SECONDS
+    config.graceful_timeout = GRACEFUL_SHUTDOWN_SECONDS
+    return config
+
+
+async def serve_async(
+    app_or_services: Endpoint | Any | Iterable[Definition],
+    *,
+    port: int = 9080,
+    host: str = "127.0.0.1",
+    protocol_mode: ProtocolModeName | None = None,
+    identity_keys: Sequence[str] = (),
+    shutdown_trigger: Callable[[], Awaitable[Any]] | None = None,
+) -> None:
+    """Serve until ``shutdown_trigger`` returns (by default: until SIGINT or SIGTERM).
+
+    Example::
+
+        await perdure.sdk.serving.serve_async([greeter], port=9080)
+    """
+    from hypercorn.asyncio import serve as hypercorn_serve
+
+    application = _as_app(app_or_services, protocol_mode, identity_keys)
+    await hypercorn_serve(
+        application, _config(host, port), shutdown_trigger=shutdown_trigger, mode="asgi"
+    )
+
+
+def serve(
+    app_or_services: Endpoint | Any | Iterable[Definition],
+    *,
+    port: int = 9080,
+    host: str = "127.0.0.1",
+    protocol_mode: ProtocolModeName | None = None,
+    identity_keys: Sequence[str] = (),
+) -> None:
+    """Serve services (or an app from :func:`perdure.app`) until interrupted.
+
+    One port speaks HTTP/2 with prior knowledge (what Restate and Perdure use by default, and
+    what the bidirectional protocol needs) and HTTP/1.1 (``--use-http1.1`` registrations).
+    ``host`` defaults to loopback; pass ``"0.0.0.0"`` to accept other machines.
+
+    Example::
+
+        if __name__ == "__main__":
+            perdure.serve([greeter, counter], port=9080)
+    """
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    asyncio.run(
+        serve_async(
+            app_or_services,
+            port=port,
+            host=host,
+            protocol_mode=protocol_mode,
+            identity_keys=identity_keys,
+        )
+    )

@@ -1,0 +1,148 @@
+"""Wiring only: build the components, run every loop in one TaskGroup, stop cleanly.
+
+ingress/admin (HTTP) --events--> Driver --apply--> Partition --(commit)--> effects
+effects --> Invoker (attempts), TimerService (timers), request futures, registry reload
+Invoker/TimerService --events--> Driver
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Callable
+from contextlib import suppress
+from dataclasses import dataclass
+
+from perdure.server.config import Config
+from perdure.server.driver import Driver
+from perdure.server.ids import RandomIds
+from perdure.server.invoker.h1 import H1Transport
+from perdure.server.invoker.h2 import H2Transport
+from perdure.server.invoker.service import Invoker
+from perdure.server.partition import Partition
+from perdure.server.partition.effects import (
+    AbortAttempt,
+    CancelTimer,
+    Effect,
+    RegistryChanged,
+    ScheduleTimer,
+    SendToAttempt,
+    StartAttempt,
+)
+from perdure.server.partition.events import ServerStarted, TimerFired
+from perdure.server.registry import Registry
+from perdure.server.storage import open_storage
+from perdure.server.storage.api import Storage, Target
+from perdure.server.timers import TimerService
+
+log = logging.getLogger("perdure.server")
+
+
+@dataclass
+class Bound:
+    """Where the server actually listens (ports resolved when 0 was asked)."""
+
+    ingress: tuple[str, int]
+    admin: tuple[str, int]
+
+
+class PerdureServer:
+    """One Perdure server: storage, partition, driver, invoker, timers, ingress and admin."""
+
+    def __init__(self, config: Config, storage: Storage | None = None) -> None:
+        self.config = config
+        self.storage = storage if storage is not None else open_storage(config.data_dir)
+        self.registry = self._load_registry()
+        self.ids = RandomIds()
+        self.partition = Partition(lambda: self.registry, self.ids)
+        self.driver = Driver(self.storage, self.partition, self._dispatch)
+        self.timers = TimerService(lambda timer: self.driver.submit(TimerFired(timer)))
+        self.h2 = H2Transport()
+        self.h1 = H1Transport()
+        self.invoker = Invoker(self.driver.submit, lambda: self.registry, self.h2, self.h1)
+        self.bound: Bound | None = None
+        self._stopping = asyncio.Event()
+        self.instance = secrets.token_hex(4)
+
+    def _load_registry(self) -> Registry:
+        reader = self.storage.reader()
+        return Registry(
+            reader.list_deployments(), reader.list_services(), self.config.registry_defaults()
+        )
+
+    def _dispatch(self, effects: list[Effect]) -> None:
+        for effect in effects:
+            if isinstance(effect, SendToAttempt):
+                self.invoker.send(effect)
+            elif isinstance(effect, StartAttempt):
+                self.invoker.start(effect)
+            elif isinstance(effect, AbortAttempt):
+                self.invoker.abort(effect)
+            elif isinstance(effect, ScheduleTimer):
+                self.timers.schedule(effect.timer)
+            elif isinstance(effect, CancelTimer):
+                self.timers.cancel(effect.timer_id)
+            elif isinstance(effect, RegistryChanged):
+                self.registry = self._load_registry()
+
+    def stop(self) -> None:
+        """Asks `run` to stop (safe from a signal handler in the server's loop)."""
+        self._stopping.set()
+
+    async def wait_stopping(self) -> None:
+        """Returns once `stop()` was called (for things that live as long as the server)."""
+        await self._stopping.wait()
+
+    def _target_of(self, invocation_id: str) -> Target | None:
+        row = self.storage.reader().get_invocation(invocation_id)
+        return row.target if row is not None else None
+
+    async def run(self, on_ready: Callable[[Bound], None] | None = None) -> None:
+        """Serves until `stop()`; `on_ready` is called once both APIs listen."""
+        from perdure.server.admin.app import AdminApp
+        from perdure.server.http import serve_apps, sites
+        from perdure.server.ingress.app import IngressApp
+        from perdure.server.invoker.discovery import Discoverer
+
+        self.timers.load(self.storage.reader().list_timers())
+        self.driver.submit(ServerStarted())
+        ingress = IngressApp(
+            self.driver, lambda: self.registry, self.ids, self.config, target_of=self._target_of
+        )
+        admin = AdminApp(
+            self.driver,
+            lambda: self.registry,
+            self.storage,
+            self.config,
+            discover=Discoverer(self.h2, self.h1).discover,
+        )
+        try:
+            # Bound before the TaskGroup so that a BindError reaches the caller as itself;
+            # requests accepted before the driver task starts simply wait in its queue.
+            servers = await serve_apps(sites(self.config, ingress, admin))
+            async with asyncio.TaskGroup() as group:
+                driver_task = group.create_task(self.driver.run(), name="driver")
+                timers_task = group.create_task(self.timers.run(), name="timers")
+                self.bound = Bound(servers.address("ingress"), servers.address("admin"))
+                log.info(
+                    "perdure server ready: ingress on %s, admin on %s, data in %s",
+                    servers.url("ingress"),
+                    servers.url("admin"),
+                    self.config.data_dir,
+                )
+                if on_ready is not None:
+                    on_ready(self.bound)
+                await self._stopping.wait()
+                log.info("stopping: closing listeners; running attempts resume after a restart")
+                await servers.close()
+                await admin.aclose()
+                await self.invoker.close()
+                driver_task.cancel()
+                timers_task.cancel()
+        finally:
+            with suppress(Exception):
+                await self.h2.close()
+            with suppress(Exception):
+                await self.h1.close()
+            self.storage.close()

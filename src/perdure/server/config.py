@@ -1,0 +1,572 @@
+"""The server's one frozen Config: flags > environment > TOML file > defaults, all validated.
+
+Every setting has one row in `SETTINGS`: its Config field, its flag, its environment variable,
+its TOML key and its parser. A value that cannot be used is refused at start with a
+`ConfigError` naming where it came from (flag, variable or file), what was given and what is
+accepted, so a typo fails when the server starts, not at 3 a.m.
+
+A TOML file may use the flat keys or group them in tables, which are joined with "-":
+
+    ingress-bind = "127.0.0.1:8080"
+    max-body-size = "10MiB"
+    [retry]
+    initial-interval = "500ms"
+    max-attempts = "unlimited"
+    [retention]
+    journal = "1d"
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from perdure.server.registry import Defaults, RetryPolicy
+
+# Requests larger than this are refused with 413 before they are read whole. 10 MiB is
+# Restate's order of magnitude for ingress payloads and far above typical JSON inputs; raise it
+# with --max-body-size for services that take files.
+DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
+# A larger limit would let one request pin that much memory while it is read.
+MAX_BODY_LIMIT = 1024 * 1024 * 1024
+
+_DEFAULT_RETRY = RetryPolicy()
+_DEFAULTS = Defaults()
+
+CONFIG_FILE_ENV = "PERDURE_CONFIG"
+
+
+class ConfigError(ValueError):
+    """A setting has a value Perdure cannot use; the message says which, why, and the fix."""
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """Everything `perdure server` can be told. Build it with `load`, not by hand.
+
+    >>> Config().ingress_bind
+    ('127.0.0.1', 8080)
+    """
+
+    ingress_bind: tuple[str, int] = ("127.0.0.1", 8080)
+    admin_bind: tuple[str, int] = ("127.0.0.1", 9070)
+    data_dir: Path = Path("perdure-data")
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    retry_initial_interval_ms: int = _DEFAULT_RETRY.initial_interval_ms
+    retry_factor: float = _DEFAULT_RETRY.factor
+    retry_max_interval_ms: int = _DEFAULT_RETRY.max_interval_ms
+    retry_max_attempts: int | None = _DEFAULT_RETRY.max_attempts
+    retry_on_max_attempts: str = _DEFAULT_RETRY.on_max_attempts
+    journal_retention_ms: int = _DEFAULTS.journal_retention_ms
+    idempotency_retention_ms: int = _DEFAULTS.idempotency_retention_ms
+    workflow_retention_ms: int = _DEFAULTS.workflow_completion_retention_ms
+    inactivity_timeout_ms: int = _DEFAULTS.inactivity_timeout_ms
+    abort_timeout_ms: int = _DEFAULTS.abort_timeout_ms
+    log_level: str = "info"
+    # Placeholder: the Ed25519 key that will sign requests to deployments (Restate's request
+    # identity). Read and checked for existence, not used yet.
+    request_identity_key: Path | None = None
+
+    def registry_defaults(self) -> Defaults:
+        """The server-wide defaults the registry applies under each manifest's own options."""
+        return Defaults(
+            retry=RetryPolicy(
+                initial_interval_ms=self.retry_initial_interval_ms,
+                factor=self.retry_factor,
+                max_interval_ms=self.retry_max_interval_ms,
+                max_attempts=self.retry_max_attempts,
+                on_max_attempts=self.retry_on_max_attempts,
+            ),
+            journal_retention_ms=self.journal_retention_ms,
+            idempotency_retention_ms=self.idempotency_retention_ms,
+            workflow_completion_retention_ms=self.workflow_retention_ms,
+            inactivity_timeout_ms=self.inactivity_timeout_ms,
+            abort_timeout_ms=self.abort_timeout_ms,
+        )
+
+
+# --- value parsers: (raw value, where it came from) -> value ---------------------------------
+
+_UNIT_NS = {
+    "w": 7 * 86_400 * 10**9,
+    "d": 86_400 * 10**9,
+    "h": 3_600 * 10**9,
+    "m": 60 * 10**9,
+    "s": 10**9,
+    "ms": 10**6,
+    "us": 10**3,
+    "ns": 1,
+}
+_UNIT_NAMES = {
+    "w": ("w", "wk", "wks", "week", "weeks"),
+    "d": ("d", "day", "days"),
+    "h": ("h", "hr", "hrs", "hour", "hours"),
+    "m": ("m", "min", "mins", "minute", "minutes"),
+    "s": ("s", "sec", "secs", "second", "seconds"),
+    "ms": ("ms", "msec", "msecs", "millisecond", "milliseconds"),
+    "us": ("us", "µs", "μs", "usec", "usecs", "microsecond", "microseconds"),
+    "ns": ("ns", "nsec", "nsecs", "nanosecond", "nanoseconds"),
+}
+_UNIT_OF = {name: unit for unit, names in _UNIT_NAMES.items() for name in names}
+_CALENDAR = ("y", "yr", "yrs", "year", "years", "mo", "mos", "month", "months")
+_FRIENDLY_PART = re.compile(r"(\d+(?:\.\d+)?)\s*([a-zµμ]+)\s*,?\s*", re.IGNORECASE)
+_HMS = re.compile(r"(\d+):(\d{2}):(\d{2})(?:\.(\d{1,9}))?")
+_ISO = re.compile(
+    r"P(?:(?P<y>\d+(?:\.\d+)?)Y)?(?:(?P<mo>\d+(?:\.\d+)?)M)?(?:(?P<w>\d+(?:\.\d+)?)W)?"
+    r"(?:(?P<d>\d+(?:\.\d+)?)D)?"
+    r"(?:T(?:(?P<h>\d+(?:\.\d+)?)H)?(?:(?P<m>\d+(?:\.\d+)?)M)?(?:(?P<s>\d+(?:[.,]\d+)?)S)?)?",
+    re.IGNORECASE,
+)
+DURATION_EXAMPLES = "PT10S, P1DT2H, 500ms, 10s, 1h 30m, 2 days or 01:30:00"
+
+
+def parse_duration_ms(text: str) -> int:
+    """A duration as Restate accepts it (jiff's ISO 8601 and friendly formats), in ms.
+
+    Days are 24 hours and weeks 7 days; years and months are refused (their length varies),
+    and so are negative durations. Raises ValueError with the reason.
+
+    >>> parse_duration_ms("PT1S"), parse_duration_ms("1h 30m"), parse_duration_ms("60 sec")
+    (1000, 5400000, 60000)
+    """
+    value = text.strip()
+    if value == "0":
+        return 0
+    if value.startswith("-") or value.lower().endswith(" ago"):
+        raise ValueError("negative durations are not allowed")
+    if value[:1] in ("P", "p", "+"):
+        return _iso_ms(value.lstrip("+"))
+    total_ns = 0
+    rest = value
+    hms = None
+    pos = 0
+    while pos < len(rest):
+        match = _FRIENDLY_PART.match(rest, pos)
+        if match is None:
+            hms = _HMS.fullmatch(rest, pos)
+            if hms is None:
+                if re.fullmatch(r"\d+(\.\d+)?", rest[pos:].strip()):
+                    raise ValueError(f"'{rest[pos:]}' has no unit (e.g. {rest[pos:]}s)")
+                raise ValueError(f"cannot read '{rest[pos:]}' as a duration")
+            break
+        unit_name = match.group(2).lower()
+        if unit_name in _CALENDAR:
+            raise ValueError("use units of weeks or smaller (months and years vary in length)")
+        unit = _UNIT_OF.get(unit_name)
+        if unit is None:
+            raise ValueError(f"unknown unit '{match.group(2)}'")
+        total_ns += round(float(match.group(1)) * _UNIT_NS[unit])
+        pos = match.end()
+    if hms is not None:
+        hours, minutes, seconds, fraction = hms.groups()
+        if int(minutes) > 59 or int(seconds) > 59:
+            raise ValueError(f"'{hms.group(0)}' is not a valid HH:MM:SS time")
+        total_ns += (int(hours) * 3600 + int(minutes) * 60 + int(seconds)) * 10**9
+        if fraction:
+            total_ns += int(fraction.ljust(9, "0"))
+    elif pos == 0:
+        raise ValueError("empty duration")
+    return total_ns // 10**6
+
+
+def _iso_ms(value: str) -> int:
+    match = _ISO.fullmatch(value)
+    if match is None or value.upper() in ("P", "PT") or value.upper().endswith("T"):
+        raise ValueError(f"'{value}' is not an ISO 8601 duration")
+    parts = {k: float(v.replace(",", ".")) for k, v in match.groupdict().items() if v}
+    if parts.get("y") or parts.get("mo"):
+        raise ValueError("use units of weeks or smaller (months and years vary in length)")
+    seconds = (
+        parts.get("w", 0) * 7 * 86_400
+        + parts.get("d", 0) * 86_400
+        + parts.get("h", 0) * 3_600
+        + parts.get("m", 0) * 60
+        + parts.get("s", 0)
+    )
+    return round(seconds * 1000)
+
+
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([a-z]*)", re.IGNORECASE)
+_SIZE_UNITS = {
+    "": 1,
+    "b": 1,
+    "kb": 1000,
+    "mb": 1000**2,
+    "gb": 1000**3,
+    "kib": 1024,
+    "mib": 1024**2,
+    "gib": 1024**3,
+}
+
+
+def parse_size(text: str) -> int:
+    """A byte count: 1048576, 512KiB, 10MiB, 1MB (decimal), 1GiB. Raises ValueError.
+
+    >>> parse_size("10MiB")
+    10485760
+    """
+    match = _SIZE.fullmatch(text.strip())
+    if match is None or match.group(2).lower() not in _SIZE_UNITS:
+        raise ValueError(f"'{text}' is not a size")
+    return int(float(match.group(1)) * _SIZE_UNITS[match.group(2).lower()])
+
+
+def parse_bind(text: str) -> tuple[str, int]:
+    """'HOST:PORT', '[IPv6]:PORT' or a bare 'PORT' (on 127.0.0.1). Raises ValueError.
+
+    >>> parse_bind("0.0.0.0:8080"), parse_bind("[::1]:0"), parse_bind("9070")
+    (('0.0.0.0', 8080), ('::1', 0), ('127.0.0.1', 9070))
+    """
+    value = text.strip()
+    if value.isdigit():
+        host, port = "127.0.0.1", value
+    else:
+        host, sep, port = value.rpartition(":")
+        if not sep or not host:
+            raise ValueError(f"'{text}' is not HOST:PORT (for example 127.0.0.1:8080)")
+        if host.startswith("["):
+            if not host.endswith("]"):
+                raise ValueError(f"'{text}': an IPv6 host is written in brackets, [::1]:8080")
+            host = host[1:-1]
+        elif ":" in host:
+            raise ValueError(f"'{text}': write an IPv6 host in brackets, [::1]:8080")
+    if not port.isdigit() or not 0 <= int(port) <= 65_535:
+        raise ValueError(f"'{text}': the port must be a number from 0 to 65535")
+    return host, int(port)
+
+
+Parser = Callable[[Any], Any]
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ValueError(f"expected a string, got {value!r}")
+    return str(value)
+
+
+def _bind(value: Any) -> tuple[str, int]:
+    return parse_bind(_text(value))
+
+
+def _duration(value: Any) -> int:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if value == 0:
+            return 0
+        raise ValueError(f"{value!r} has no unit; write e.g. '{value}ms' or '{value}s'")
+    try:
+        return parse_duration_ms(_text(value))
+    except ValueError as exc:
+        raise ValueError(
+            f"'{value}' is not a duration ({exc}); write e.g. {DURATION_EXAMPLES}"
+        ) from None
+
+
+def _positive_duration(value: Any) -> int:
+    ms = _duration(value)
+    if ms <= 0:
+        raise ValueError(f"must be longer than zero, got '{value}'")
+    return ms
+
+
+def _body_size(value: Any) -> int:
+    size = value if isinstance(value, int) and not isinstance(value, bool) else None
+    if size is None:
+        try:
+            size = parse_size(_text(value))
+        except ValueError:
+            raise ValueError(
+                f"'{value}' is not a size; write e.g. 10MiB, 512KiB or 1048576"
+            ) from None
+    if not 1024 <= size <= MAX_BODY_LIMIT:
+        raise ValueError(f"must be between 1KiB and 1GiB, got {value!r}")
+    return size
+
+
+def _factor(value: Any) -> float:
+    try:
+        factor = float(_text(value))
+    except ValueError:
+        raise ValueError(f"'{value}' is not a number") from None
+    if not 1.0 <= factor <= 100.0:
+        raise ValueError(f"must be from 1.0 to 100.0, got {factor}")
+    return factor
+
+
+def _attempts(value: Any) -> int | None:
+    text = _text(value).strip().lower()
+    if text in ("unlimited", "infinite", "none"):
+        return None
+    if not text.isdigit() or int(text) < 1:
+        raise ValueError(f"must be a whole number of at least 1, or 'unlimited'; got '{value}'")
+    return int(text)
+
+
+def _choice(*allowed: str, aliases: Mapping[str, str] | None = None) -> Parser:
+    def parse(value: Any) -> str:
+        text = _text(value).strip().lower()
+        text = (aliases or {}).get(text, text)
+        if text not in allowed:
+            raise ValueError(f"must be one of {', '.join(allowed)}; got '{value}'")
+        return text
+
+    return parse
+
+
+def _path(value: Any) -> Path:
+    text = _text(value).strip()
+    if not text:
+        raise ValueError("must not be empty")
+    return Path(text).expanduser()
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    field: str
+    key: str  # the flag without "--" and the TOML key
+    env: str
+    parse: Parser
+    doc: str
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.key
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("ingress_bind", "ingress-bind", "PERDURE_INGRESS_BIND", _bind, "ingress HOST:PORT"),
+    Setting("admin_bind", "admin-bind", "PERDURE_ADMIN_BIND", _bind, "admin API HOST:PORT"),
+    Setting("data_dir", "data-dir", "PERDURE_DATA_DIR", _path, "where the database lives"),
+    Setting(
+        "max_body_bytes", "max-body-size", "PERDURE_MAX_BODY_SIZE", _body_size, "request limit"
+    ),
+    Setting(
+        "retry_initial_interval_ms",
+        "retry-initial-interval",
+        "PERDURE_RETRY_INITIAL_INTERVAL",
+        _positive_duration,
+        "first wait between attempts",
+    ),
+    Setting("retry_factor", "retry-factor", "PERDURE_RETRY_FACTOR", _factor, "backoff growth"),
+    Setting(
+        "retry_max_interval_ms",
+        "retry-max-interval",
+        "PERDURE_RETRY_MAX_INTERVAL",
+        _positive_duration,
+        "longest wait between attempts",
+    ),
+    Setting(
+        "retry_max_attempts",
+        "retry-max-attempts",
+        "PERDURE_RETRY_MAX_ATTEMPTS",
+        _attempts,
+        "attempts before giving up ('unlimited' allowed)",
+    ),
+    Setting(
+        "retry_on_max_attempts",
+        "retry-on-max-attempts",
+        "PERDURE_RETRY_ON_MAX_ATTEMPTS",
+        _choice("pause", "kill"),
+        "what happens when attempts run out",
+    ),
+    Setting(
+        "journal_retention_ms",
+        "retention-journal",
+        "PERDURE_JOURNAL_RETENTION",
+        _duration,
+        "how long completed journals are kept",
+    ),
+    Setting(
+        "idempotency_retention_ms",
+        "retention-idempotency",
+        "PERDURE_IDEMPOTENCY_RETENTION",
+        _duration,
+        "how long idempotency keys are remembered",
+    ),
+    Setting(
+        "workflow_retention_ms",
+        "retention-workflow",
+        "PERDURE_WORKFLOW_RETENTION",
+        _duration,
+        "how long completed workflows are kept",
+    ),
+    Setting(
+        "inactivity_timeout_ms",
+        "inactivity-timeout",
+        "PERDURE_INACTIVITY_TIMEOUT",
+        _positive_duration,
+        "silence before an attempt is asked to suspend",
+    ),
+    Setting(
+        "abort_timeout_ms",
+        "abort-timeout",
+        "PERDURE_ABORT_TIMEOUT",
+        _positive_duration,
+        "wait after that before the attempt is aborted",
+    ),
+    Setting(
+        "log_level",
+        "log-level",
+        "PERDURE_LOG_LEVEL",
+        _choice("debug", "info", "warning", "error", aliases={"warn": "warning", "trace": "debug"}),
+        "debug, info, warning or error",
+    ),
+    Setting(
+        "request_identity_key",
+        "request-identity-key",
+        "PERDURE_REQUEST_IDENTITY_KEY",
+        _path,
+        "Ed25519 private key (PEM) for request identity (not used yet)",
+    ),
+)
+
+_BY_NAME: dict[str, Setting] = {}
+for _setting in SETTINGS:
+    _BY_NAME[_setting.field] = _setting
+    _BY_NAME[_setting.key.replace("-", "_")] = _setting
+
+ENV_VARS = {s.field: s.env for s in SETTINGS}
+
+
+def _apply(setting: Setting, raw: Any, source: str) -> Any:
+    try:
+        return setting.parse(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+
+
+def _flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in table.items():
+        name = f"{prefix}-{key}" if prefix else key
+        if isinstance(value, Mapping):
+            flat.update(_flatten(value, name))
+        else:
+            flat[name] = value
+    return flat
+
+
+# TOML tables read naturally with these shorter names inside them.
+_TOML_ALIASES = {
+    "timeouts-inactivity": "inactivity-timeout",
+    "timeouts-abort": "abort-timeout",
+}
+
+
+def _from_file(path: Path) -> dict[str, Any]:
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read the config file {path}: {exc.strerror or exc}; check the path given "
+            f"to --config (or {CONFIG_FILE_ENV})"
+        ) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"the config file {path} is not valid TOML: {exc}") from None
+    values: dict[str, Any] = {}
+    for key, raw in _flatten(document).items():
+        name = _TOML_ALIASES.get(key.replace("_", "-"), key.replace("_", "-"))
+        setting = _BY_NAME.get(name.replace("-", "_"))
+        if setting is None:
+            known = ", ".join(s.key for s in SETTINGS)
+            raise ConfigError(f"{path}: unknown setting '{key}'; the settings are: {known}")
+        values[setting.field] = _apply(setting, raw, f"{path}: {key}")
+    return values
+
+
+def load(
+    flags: Mapping[str, Any] | None = None,
+    env: Mapping[str, str] | None = None,
+    config_file: str | Path | None = None,
+) -> Config:
+    """The Config from `flags` (None values are "not given") over `env` over the TOML file.
+
+    The file is `config_file`, else the file named by PERDURE_CONFIG, else none.
+
+    >>> load({"ingress_bind": "127.0.0.1:0"}, env={}).ingress_bind
+    ('127.0.0.1', 0)
+    """
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    file = config_file if config_file is not None else env.get(CONFIG_FILE_ENV) or None
+    if file is not None:
+        values.update(_from_file(Path(file)))
+    for setting in SETTINGS:
+        raw = env.get(setting.env)
+        if raw is not None and raw.strip() != "":
+            values[setting.field] = _apply(setting, raw, setting.env)
+    for name, raw in (flags or {}).items():
+        if raw is None:
+            continue
+        named = _BY_NAME.get(name.replace("-", "_").lstrip("_"))
+        if named is None:
+            raise ConfigError(f"unknown setting '{name}'")
+        values[named.field] = _apply(named, raw, named.flag)
+    config = replace(Config(), **values)
+    _check_together(config)
+    return config
+
+
+def _check_together(config: Config) -> None:
+    """Rules that involve several settings, checked on the final values."""
+    ingress, admin = config.ingress_bind, config.admin_bind
+    if ingress == admin and ingress[1] != 0:
+        raise ConfigError(
+            f"the ingress and the admin API both bind {ingress[0]}:{ingress[1]}; give one of them "
+            "another port with --ingress-bind / PERDURE_INGRESS_BIND or --admin-bind / "
+            "PERDURE_ADMIN_BIND"
+        )
+    if config.retry_max_interval_ms < config.retry_initial_interval_ms:
+        raise ConfigError(
+            f"the retry max interval ({config.retry_max_interval_ms} ms) is shorter than the "
+            f"initial interval ({config.retry_initial_interval_ms} ms); raise "
+            "--retry-max-interval or lower --retry-initial-interval"
+        )
+    if config.data_dir.exists() and not config.data_dir.is_dir():
+        raise ConfigError(
+            f"the data directory {config.data_dir} is a file; point --data-dir / "
+            "PERDURE_DATA_DIR at a directory (it is created if missing)"
+        )
+    key = config.request_identity_key
+    if key is not None and not key.is_file():
+        raise ConfigError(
+            f"the request identity key {key} does not exist; fix --request-identity-key / "
+            "PERDURE_REQUEST_IDENTITY_KEY or leave it unset"
+        )
+
+
+def unknown_env_vars(env: Mapping[str, str] | None = None) -> list[str]:
+    """PERDURE_* variables no setting reads: likely typos, worth a warning at start."""
+    env = os.environ if env is None else env
+    known = {s.env for s in SETTINGS} | {CONFIG_FILE_ENV}
+    return sorted(k for k in env if k.startswith("PERDURE_") and k not in known)
+
+
+def describe() -> list[tuple[str, str, str, str]]:
+    """(flag, environment variable, default, what it does) for every setting, for --help."""
+    defaults = Config()
+    rows = []
+    for setting in SETTINGS:
+        default = getattr(defaults, setting.field)
+        rows.append((setting.flag, setting.env, str(default), setting.doc))
+    return rows
+
+
+__all__ = [
+    "DEFAULT_MAX_BODY_BYTES",
+    "ENV_VARS",
+    "SETTINGS",
+    "Config",
+    "ConfigError",
+    "load",
+    "parse_bind",
+    "parse_duration_ms",
+    "parse_size",
+    "unknown_env_vars",
+]
+
+assert {s.field for s in SETTINGS} == {f.name for f in fields(Config)}

@@ -1,0 +1,355 @@
+"""The invocation lifecycle: accept, lock or enqueue, start attempts, suspend, retry, complete.
+
+Every status change of an invocation happens in this module. The transitions:
+
+    SCHEDULED --timer--> (lock?) --> PENDING (inbox) --lock released--> RUNNING
+    RUNNING --End--> COMPLETED
+    RUNNING --Suspension--> SUSPENDED --notification--> RUNNING
+    RUNNING --Error/failure--> BACKING_OFF --timer--> RUNNING  (exhausted: PAUSED or killed)
+"""
+
+from __future__ import annotations
+
+from perdure.protocol import versions
+from perdure.protocol.messages import MessageType as T
+from perdure.server.partition import wire
+from perdure.server.partition.context import Ctx
+from perdure.server.partition.effects import (
+    AbortAttempt,
+    Reply,
+    ReplyKind,
+    ReplyToRequest,
+    ScheduleTimer,
+    SendToAttempt,
+    StartAttempt,
+)
+from perdure.server.partition.futures import CANCEL_SIGNAL_KEY, AwaitTree, evaluate
+from perdure.server.registry import HandlerInfo, RetryPolicy
+from perdure.server.storage.api import (
+    Failure,
+    HandlerType,
+    InvocationRow,
+    InvocationStatus,
+    JournalEntry,
+    Outcome,
+    TimerKind,
+    TimerRow,
+    Waiter,
+    WaiterKind,
+)
+
+S = InvocationStatus
+
+# How long to wait before retrying when no deployment can serve an invocation (it may be
+# registered any moment; a short fixed delay keeps the log readable and the start prompt).
+NO_DEPLOYMENT_RETRY_MS = 2_000
+
+
+def handler_info(ctx: Ctx, row: InvocationRow) -> HandlerInfo | None:
+    return ctx.registry.handler(row.target.service, row.target.handler)
+
+
+# --- accepting -------------------------------------------------------------------------------
+
+
+def accept(ctx: Ctx, row: InvocationRow, payload: bytes) -> None:
+    """Stores a new invocation with its input entry, then schedules, enqueues or starts it."""
+    entry = JournalEntry(0, T.INPUT_COMMAND, wire.input_command(payload, row.headers))
+    row.journal_length = 1
+    row.command_count = 1
+    ctx.add(row)
+    ctx.append(row, [entry])
+    if row.execution_time is not None and row.execution_time > ctx.now:
+        row.status = S.SCHEDULED
+        schedule(ctx, TimerRow(f"invoke:{row.id}", row.execution_time, row.id, TimerKind.INVOKE))
+        return
+    enqueue_or_start(ctx, row)
+
+
+def enqueue_or_start(ctx: Ctx, row: InvocationRow) -> None:
+    target = row.target
+    if target.takes_lock:
+        holder = ctx.tx.get_lock(target.service, target.key)
+        if holder is not None and holder != row.id:
+            row.status = S.PENDING
+            ctx.touch(row)
+            ctx.tx.push_inbox(target.service, target.key, row.id)
+            return
+        ctx.tx.set_lock(target.service, target.key, row.id)
+    start_attempt(ctx, row)
+
+
+# --- attempts --------------------------------------------------------------------------------
+
+
+def start_attempt(ctx: Ctx, row: InvocationRow) -> None:
+    """Opens a new attempt: pins a deployment, sends Start plus the whole journal."""
+    deployment = (
+        ctx.registry.deployment(row.deployment_id)
+        if row.deployment_id is not None
+        else ctx.registry.deployment_for(row.target.service)
+    )
+    if deployment is None:
+        why = (
+            f"no deployment serves '{row.target.service}'"
+            if row.deployment_id is None
+            else f"deployment {row.deployment_id}, which this invocation started on, is gone"
+        )
+        row.last_failure = Failure(
+            503, f"{why}; register one with `perdure deployments register <uri>`"
+        )
+        back_off(ctx, row, NO_DEPLOYMENT_RETRY_MS)
+        return
+    version = row.protocol_version or versions.negotiate_server(
+        deployment.min_protocol_version, deployment.max_protocol_version
+    )
+    if version is None:
+        row.last_failure = Failure(
+            500,
+            f"deployment {deployment.id} speaks protocol versions "
+            f"{deployment.min_protocol_version}..{deployment.max_protocol_version}, which this "
+            "server does not support; upgrade the SDK or Perdure",
+        )
+        back_off(ctx, row, NO_DEPLOYMENT_RETRY_MS)
+        return
+    row.deployment_id = deployment.id
+    row.protocol_version = version
+    row.attempt += 1
+    row.status = S.RUNNING
+    row.running_since = ctx.now
+    row.next_retry_at = None
+    row.awaiting = None
+    ctx.touch(row)
+
+    target = row.target
+    info = handler_info(ctx, row)
+    state: list[tuple[bytes, bytes]] = []
+    partial = False
+    if target.is_keyed:
+        if info is not None and info.enable_lazy_state:
+            partial = True
+        else:
+            state = ctx.tx.get_all_state(target.service, target.key)
+    journal = ctx.tx.read_journal(row.id)
+    start = wire.start_message(
+        id_bytes=ctx.ids.invocation_id_bytes(row.id),
+        debug_id=row.id,
+        known_entries=len(journal),
+        state=state,
+        partial_state=partial,
+        key=target.key,
+        retry_count=row.retry_count,
+        duration_since_last_entry_ms=max(0, ctx.now - row.modified_at),
+        random_seed=row.random_seed,
+        protocol_version=version,
+        idempotency_key=row.idempotency_key,
+    )
+    ctx.emit(
+        StartAttempt(
+            invocation_id=row.id,
+            attempt=row.attempt,
+            deployment_id=deployment.id,
+            service=target.service,
+            handler=target.handler,
+            protocol_version=version,
+            frames=start + wire.frames_of(journal),
+        )
+    )
+
+
+def fail_attempt(
+    ctx: Ctx,
+    row: InvocationRow,
+    failure: Failure,
+    *,
+    related: str | None = None,
+    next_retry_delay_ms: int | None = None,
+    behavior: int = 0,
+) -> None:
+    """An attempt ended in error: retry with backoff, pause, or fail the invocation."""
+    ctx.emit(AbortAttempt(row.id, row.attempt))
+    row.last_failure = failure
+    row.last_failure_related = related
+    row.retry_count += 1
+    info = handler_info(ctx, row)
+    policy = info.retry if info is not None else ctx.registry.defaults.retry
+    if behavior == 2:  # ErrorBehavior.FAIL: the SDK asks to fail without retrying
+        complete(ctx, row, Outcome(failure=failure))
+        return
+    if behavior == 1:  # ErrorBehavior.PAUSE
+        pause(ctx, row)
+        return
+    if policy.is_exhausted(row.retry_count):
+        exhausted(ctx, row, policy, failure)
+        return
+    delay = (
+        next_retry_delay_ms if next_retry_delay_ms is not None else policy.delay_ms(row.retry_count)
+    )
+    back_off(ctx, row, delay)
+
+
+def exhausted(ctx: Ctx, row: InvocationRow, policy: RetryPolicy, failure: Failure) -> None:
+    if policy.on_max_attempts == "kill":
+        message = f"gave up after {row.retry_count} attempts; last error: {failure.message}"
+        complete(ctx, row, Outcome(failure=Failure(failure.code or 500, message)))
+    else:
+        pause(ctx, row)
+
+
+def pause(ctx: Ctx, row: InvocationRow) -> None:
+    row.status = S.PAUSED
+    row.next_retry_at = None
+    ctx.touch(row)
+
+
+def back_off(ctx: Ctx, row: InvocationRow, delay_ms: int) -> None:
+    row.status = S.BACKING_OFF
+    row.next_retry_at = ctx.now + max(0, delay_ms)
+    ctx.touch(row)
+    schedule(ctx, TimerRow(f"retry:{row.id}", row.next_retry_at, row.id, TimerKind.RETRY))
+
+
+def suspend(ctx: Ctx, row: InvocationRow, tree: AwaitTree) -> None:
+    """The SDK suspended; resume at once if what it awaits is already in the journal."""
+    ctx.emit(AbortAttempt(row.id, row.attempt))
+    row.status = S.SUSPENDED
+    row.awaiting = tree.to_json()
+    row.running_since = None
+    ctx.touch(row)
+    outcomes = {
+        e.notification_key: not e.is_failure
+        for e in ctx.tx.read_journal(row.id)
+        if e.notification_key is not None
+    }
+    if evaluate(tree, outcomes) is not None:
+        start_attempt(ctx, row)
+
+
+# --- notifications -----------------------------------------------------------------------------
+
+
+def deliver(ctx: Ctx, row: InvocationRow, note: wire.Authored) -> None:
+    """Appends a notification to an invocation's journal and tells or wakes it."""
+    if row.status is S.COMPLETED:
+        return
+    entry = note.entry(row.journal_length)
+    row.journal_length += 1
+    ctx.append(row, [entry])
+    if row.status is S.RUNNING:
+        ctx.emit(SendToAttempt(row.id, row.attempt, wire.frame(note.message_type, note.payload)))
+    elif row.status is S.SUSPENDED and (note.key == CANCEL_SIGNAL_KEY or _resolves(ctx, row)):
+        start_attempt(ctx, row)
+
+
+def _resolves(ctx: Ctx, row: InvocationRow) -> bool:
+    if row.awaiting is None:
+        return True
+    tree = AwaitTree.from_json(row.awaiting)
+    keys = tree.keys()
+    outcomes = {
+        e.notification_key: not e.is_failure
+        for e in ctx.tx.read_journal(row.id)
+        if e.notification_key in keys
+    }
+    return evaluate(tree, outcomes) is not None
+
+
+# --- completion ----------------------------------------------------------------------------------
+
+
+def complete(ctx: Ctx, row: InvocationRow, outcome: Outcome) -> None:
+    """Records the outcome, answers everyone waiting, releases the lock, keeps or purges."""
+    if row.status is S.COMPLETED:
+        return
+    was_running = row.status is S.RUNNING
+    row.status = S.COMPLETED
+    row.outcome = outcome
+    row.completed_at = ctx.now
+    row.awaiting = None
+    row.next_retry_at = None
+    row.running_since = None
+    ctx.touch(row)
+    if was_running:
+        ctx.emit(AbortAttempt(row.id, row.attempt))
+    notify_waiters(ctx, row.waiters, outcome)
+    row.waiters = ()
+    for rid in ctx.ingress_waiters.pop(row.id, []):
+        ctx.emit(ReplyToRequest(rid, Reply(ReplyKind.OUTPUT, row.id, outcome)))
+    release_lock(ctx, row)
+    retain_or_purge(ctx, row)
+
+
+def notify_waiters(ctx: Ctx, waiters: tuple[Waiter, ...], outcome: Outcome) -> None:
+    for waiter in waiters:
+        other = ctx.load(waiter.invocation_id)
+        if other is None:
+            continue
+        if waiter.kind is WaiterKind.CALL:
+            mtype = T.CALL_COMPLETION_NOTIFICATION
+        elif waiter.kind is WaiterKind.ATTACH:
+            mtype = T.ATTACH_INVOCATION_COMPLETION_NOTIFICATION
+        elif waiter.kind is WaiterKind.PROMISE:
+            mtype = T.GET_PROMISE_COMPLETION_NOTIFICATION
+        else:
+            mtype = T.GET_INVOCATION_OUTPUT_COMPLETION_NOTIFICATION
+        deliver(ctx, other, wire.completion(mtype, waiter.completion_id, outcome))
+
+
+def release_lock(ctx: Ctx, row: InvocationRow) -> None:
+    target = row.target
+    if not target.takes_lock or ctx.tx.get_lock(target.service, target.key) != row.id:
+        return
+    ctx.tx.release_lock(target.service, target.key)
+    while (next_id := ctx.tx.pop_inbox(target.service, target.key)) is not None:
+        nxt = ctx.load(next_id)
+        if nxt is not None and nxt.status is S.PENDING:
+            ctx.tx.set_lock(target.service, target.key, nxt.id)
+            start_attempt(ctx, nxt)
+            return
+
+
+def retention_ms(ctx: Ctx, row: InvocationRow) -> int:
+    info = handler_info(ctx, row)
+    defaults = ctx.registry.defaults
+    keep = info.journal_retention_ms if info else defaults.journal_retention_ms
+    if row.idempotency_key is not None:
+        keep = max(
+            keep, info.idempotency_retention_ms if info else defaults.idempotency_retention_ms
+        )
+    if row.target.handler_type is HandlerType.WORKFLOW:
+        keep = max(
+            keep,
+            info.workflow_completion_retention_ms
+            if info
+            else defaults.workflow_completion_retention_ms,
+        )
+    return keep
+
+
+def retain_or_purge(ctx: Ctx, row: InvocationRow) -> None:
+    keep = retention_ms(ctx, row)
+    if keep <= 0:
+        purge(ctx, row)
+        return
+    schedule(ctx, TimerRow(f"cleanup:{row.id}", ctx.now + keep, row.id, TimerKind.CLEANUP))
+
+
+def purge(ctx: Ctx, row: InvocationRow) -> None:
+    """Forgets a completed invocation: journal, idempotency key and, for a workflow run, its
+    state and promises."""
+    target = row.target
+    ctx.tx.delete_journal(row.id)
+    if row.idempotency_key is not None:
+        ctx.tx.delete_idempotency(target.service, target.key, target.handler, row.idempotency_key)
+    is_workflow_run = target.handler_type is HandlerType.WORKFLOW
+    if is_workflow_run and ctx.tx.get_workflow_run(target.service, target.key) == row.id:
+        ctx.tx.delete_workflow_run(target.service, target.key)
+        ctx.tx.clear_all_state(target.service, target.key)
+        ctx.tx.delete_promises(target.service, target.key)
+    ctx.tx.delete_timer(f"cleanup:{row.id}")
+    ctx.forget(row.id)
+
+
+def schedule(ctx: Ctx, timer: TimerRow) -> None:
+    ctx.tx.put_timer(timer)
+    ctx.emit(ScheduleTimer(timer))

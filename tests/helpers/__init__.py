@@ -1,0 +1,1 @@
+"""Test helpers: processes, clients, builders."""

@@ -1,0 +1,1 @@
+"""Services written with the official Restate Python SDK, used by the integration tests."""
