@@ -123,7 +123,8 @@ async def nondeterministic(ctx: ObjectContext) -> str:
     _attempts[key] = _attempts.get(key, 0) + 1
     if _attempts[key] == 1:
         ctx.set("a", 1)
-        await ctx.sleep(timedelta(milliseconds=10))  # suspends: the next attempt replays
+        await ctx.run("step", lambda: 1)  # the server journals both before answering
+        raise RuntimeError("fail the first attempt so that the next one replays")
     else:
         await ctx.get("b", type_hint=int)
         ctx.set("c", random.random())
