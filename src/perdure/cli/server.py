@@ -23,6 +23,10 @@ from perdure.server.config import SETTINGS, Config, ConfigError, load, unknown_e
 
 log = logging.getLogger("perdure.cli")
 
+# `perdure dev` serves the services here when the port is free: a stable address keeps the
+# deployment registered across restarts, so invocations in flight resume on the new process.
+DEFAULT_SERVICE_PORT = 9080
+
 
 def register(commands: Any) -> None:
     server = commands.add_parser(
@@ -42,7 +46,10 @@ def register(commands: Any) -> None:
     )
     dev.add_argument("file", type=Path, help="a Python file defining perdure services")
     dev.add_argument(
-        "--service-port", type=int, default=0, help="port of the services' endpoint (default: any)"
+        "--service-port",
+        type=int,
+        default=DEFAULT_SERVICE_PORT,
+        help=f"port of the services' endpoint (default {DEFAULT_SERVICE_PORT}, else a free one)",
     )
     _add_settings(dev)
     dev.set_defaults(run=run_dev)
@@ -72,6 +79,7 @@ def _setup_logging(config: Config) -> None:
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     for name in unknown_env_vars():
         log.warning("environment variable %s is not a Perdure setting (typo?)", name)
 
@@ -152,10 +160,16 @@ def _import_file(file: Path) -> ModuleType:
     return module
 
 
-def _free_port(host: str) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+def _service_port(host: str, wanted: int) -> int:
+    """`wanted` if it can be bound on `host`, else a free port."""
+    for port in (wanted, 0):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue
+            return int(sock.getsockname()[1])
+    raise SystemExit(f"perdure dev: no free port on {host}")
 
 
 def run_dev(args: argparse.Namespace) -> int:
@@ -168,7 +182,7 @@ def run_dev(args: argparse.Namespace) -> int:
     services = load_services(args.file)
     from perdure.server import http
 
-    port = args.service_port or _free_port("127.0.0.1")
+    port = _service_port("127.0.0.1", args.service_port)
     return http.run(_serve(config, lambda server: _serve_services(server, services, port)))
 
 
@@ -186,9 +200,7 @@ async def _serve_services(server: Any, services: list[Any], port: int) -> None:
     async with httpx.AsyncClient(timeout=10) as client:
         for _ in range(100):
             with suppress(httpx.TransportError):
-                answer = await client.post(
-                    f"{admin}/deployments", json={"uri": uri, "force": True}
-                )
+                answer = await client.post(f"{admin}/deployments", json={"uri": uri, "force": True})
                 break
             await asyncio.sleep(0.05)
         else:
@@ -216,4 +228,3 @@ def _banner(services: list[Any], ingress: str, admin: str, uri: str) -> str:
             lines.append(f"  curl {path}{data}")
     lines.append(f"Inspect: curl {admin}/invocations   Stop: Ctrl-C")
     return "\n".join(lines)
-
