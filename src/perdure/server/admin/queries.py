@@ -13,7 +13,8 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from perdure.protocol.messages import MessageType
+from perdure.protocol.errors import ProtocolError
+from perdure.protocol.messages import MessageKind, MessageType, decode_payload
 from perdure.server.registry import (
     Defaults,
     HandlerInfo,
@@ -27,6 +28,7 @@ from perdure.server.storage.api import (
     InvocationFilter,
     InvocationRow,
     InvocationStatus,
+    JournalEntry,
     ReadView,
     ServiceRow,
     ServiceType,
@@ -367,13 +369,78 @@ def invocation_detail(view: ReadView, invocation_id: str) -> dict[str, Any] | No
     if row is None:
         return None
     document = invocation_json(row)
-    journal = []
-    for entry in view.read_journal(invocation_id):
-        try:
-            name = MessageType(entry.message_type).name.lower()
-        except ValueError:
-            name = f"custom_0x{entry.message_type:04x}"
-        journal.append({"index": entry.index, "type": name})
-    document["journal"] = journal
+    document["journal"] = [journal_entry_json(e) for e in view.read_journal(invocation_id)]
     document["waiting_for"] = json.loads(row.awaiting) if row.awaiting else None
+    t = row.target
+    document["key_lock"] = (
+        {"holder": view.get_lock(t.service, t.key), "queued": view.inbox_size(t.service, t.key)}
+        if t.takes_lock
+        else None
+    )
     return document
+
+
+def journal_entry_json(entry: JournalEntry) -> dict[str, Any]:
+    """One journal entry: its type plus the few fields that say what it is about.
+
+    Commands give their name, the completion id their result arrives under and their subject
+    (a sleep's wake-up time, a call's target, a promise's name, a state key); notifications give
+    the completion or signal they deliver. Values (parameters, state, outputs) are left out.
+
+    >>> from perdure.protocol.pb import protocol_pb2 as pb
+    >>> sleep = pb.SleepCommandMessage(wake_up_time=1_000, result_completion_id=1)
+    >>> entry = JournalEntry(1, MessageType.SLEEP_COMMAND, sleep.SerializeToString())
+    >>> journal_entry_json(entry)["wake_up_at"]
+    '1970-01-01T00:00:01.000Z'
+    """
+    document: dict[str, Any] = {"index": entry.index}
+    try:
+        message_type = MessageType(entry.message_type)
+    except ValueError:
+        document["type"] = f"custom_0x{entry.message_type:04x}"
+        return document
+    document["type"] = message_type.name.lower()
+    if entry.notification_key is not None:  # "c:<completion id>", "s:<index>", "n:<name>"
+        document["notification"] = entry.notification_key
+        if entry.is_failure:
+            document["failed"] = True
+        return document
+    if message_type.kind is not MessageKind.COMMAND:
+        return document
+    try:
+        msg = decode_payload(message_type, entry.payload)
+    except ProtocolError:
+        return document
+    fields = {f.name: v for f, v in msg.ListFields()}
+    if fields.get("name") or fields.get("entry_name"):
+        document["name"] = fields.get("name") or fields.get("entry_name")
+    if "result_completion_id" in fields:
+        document["completion_id"] = fields["result_completion_id"]
+    if "wake_up_time" in fields:
+        document["wake_up_at"] = timestamp(int(fields["wake_up_time"]))
+    if "invoke_time" in fields:
+        document["invoke_at"] = timestamp(int(fields["invoke_time"]))
+    if "service_name" in fields:
+        key = f"/{fields['key']}" if fields.get("key") else ""
+        document["target"] = f"{fields['service_name']}{key}/{fields.get('handler_name', '')}"
+    if "invocation_id_notification_idx" in fields:
+        document["invocation_id_completion_id"] = fields["invocation_id_notification_idx"]
+    if isinstance(fields.get("key"), bytes):
+        document["state_key"] = fields["key"].decode("utf-8", "replace")
+    elif message_type in _PROMISE_COMMANDS:
+        document["promise"] = fields.get("key", "")
+    for field_name in ("invocation_id", "target_invocation_id", "awakeable_id"):
+        if field_name in fields:
+            document[field_name] = fields[field_name]
+    if "idx" in fields:
+        document["signal"] = fields["idx"]
+    return document
+
+
+_PROMISE_COMMANDS = frozenset(
+    {
+        MessageType.GET_PROMISE_COMMAND,
+        MessageType.PEEK_PROMISE_COMMAND,
+        MessageType.COMPLETE_PROMISE_COMMAND,
+    }
+)
