@@ -66,6 +66,14 @@ def test_notifications_carry_their_key_and_failure_flag() -> None:
     }
 
 
+def test_call_invocation_id_notification_names_the_callee() -> None:
+    msg = pb.CallInvocationIdCompletionNotificationMessage(completion_id=1, invocation_id="inv_x")
+    entry = JournalEntry(
+        2, MessageType.CALL_INVOCATION_ID_COMPLETION_NOTIFICATION, msg.SerializeToString(), "c:1"
+    )
+    assert journal_entry_json(entry)["invocation_id"] == "inv_x"
+
+
 def test_unknown_and_malformed_entries_keep_their_type_only() -> None:
     assert journal_entry_json(JournalEntry(0, 0xFC01, b"\x01")) == {
         "index": 0,

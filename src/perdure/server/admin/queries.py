@@ -8,6 +8,7 @@ what a person needs to see why an invocation is where it is.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Mapping
@@ -404,6 +405,10 @@ def journal_entry_json(entry: JournalEntry) -> dict[str, Any]:
         document["notification"] = entry.notification_key
         if entry.is_failure:
             document["failed"] = True
+        if message_type is MessageType.CALL_INVOCATION_ID_COMPLETION_NOTIFICATION:
+            with contextlib.suppress(ProtocolError):  # the callee, to follow a chain of calls
+                callee = decode_payload(message_type, entry.payload)
+                document["invocation_id"] = getattr(callee, "invocation_id", "")
         return document
     if message_type.kind is not MessageKind.COMMAND:
         return document
