@@ -7,20 +7,28 @@ import sys
 from collections.abc import Callable, Sequence
 
 from perdure import __version__
+from perdure.cli.render import CliError, show_error
 
 Command = Callable[[argparse.Namespace], int]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from perdure.cli import server
+    from perdure.cli import deployments, explain, invocations, invoke, server, services
+    from perdure.cli.api import add_connection_options
 
     parser = argparse.ArgumentParser(
         prog="perdure",
         description="Durable execution in Python, wire-compatible with Restate.",
     )
     parser.add_argument("--version", action="version", version=f"perdure {__version__}")
+    add_connection_options(parser, top_level=True)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     server.register(commands)
+    deployments.register(commands)
+    services.register(commands)
+    invocations.register(commands)
+    invoke.register(commands)
+    explain.register(commands)
     return parser
 
 
@@ -31,7 +39,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if run is None:
         parser.print_help()
         return 2
-    return run(args)
+    try:
+        return run(args)
+    except CliError as error:
+        return show_error(error)
+    except KeyboardInterrupt:
+        return 130
 
 
 if __name__ == "__main__":
