@@ -75,8 +75,8 @@ def fields(pairs: Sequence[tuple[str, object]]) -> str:
     """'name: value' lines with the values aligned; pairs whose value is None are left out.
 
     >>> print(fields([("id", "dp_1"), ("uri", "http://x"), ("gone", None)]))
-    id:   dp_1
-    uri:  http://x
+    id:  dp_1
+    uri: http://x
     """
     shown = [(k, v) for k, v in pairs if v is not None]
     width = max((len(k) for k, _ in shown), default=0) + 2
