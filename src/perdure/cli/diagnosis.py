@@ -120,12 +120,12 @@ def _pending(inv: Doc, ctx: Context) -> Diagnosis:
         if ctx.holder is not None:
             holder_state = f" ({ctx.holder.get('status')}, {ctx.holder.get('target')})"
         summary = (
-            f"It waits in the inbox of {key}: invocation {holder_id}{holder_state} holds the "
-            "key, and exclusive handlers of one key run one at a time."
+            f"{inv.get('target')} waits in the inbox of {key}: invocation {holder_id}"
+            f"{holder_state} holds the key, and exclusive handlers of a key run one at a time."
         )
         steps.append(f"perdure explain {holder_id}   # why the holder has not finished")
     else:
-        summary = f"It waits in the inbox of {key} for the key's lock."
+        summary = f"{inv.get('target')} waits in the inbox of {key} for the key's lock."
     if position == 0:
         details.append("It is next in line: it starts as soon as the key is released.")
     elif position is not None:
@@ -532,7 +532,7 @@ def explain_target(
             since = now_ms - (parse_timestamp(holder.get("created_at")) or now_ms)
             details.append(
                 f"{holder_id} holds the key: {holder.get('target_handler_name')}, "
-                f"{holder.get('status')}, started {duration(since)} ago."
+                f"{holder.get('status')}, created {duration(since)} ago."
             )
         else:
             details.append(f"{holder_id} holds the key.")

@@ -220,7 +220,8 @@ def invocation_text(inv: Doc, now_ms: int) -> str:
         ]
     )
     journal = inv.get("journal") or []
-    return f"{top}\n\nJournal ({len(journal)} entries):\n{journal_table(journal, now_ms)}"
+    count = f"{len(journal)} entr{'y' if len(journal) == 1 else 'ies'}"
+    return f"{top}\n\nJournal ({count}):\n{journal_table(journal, now_ms)}"
 
 
 def operation_text(operation: str, invocation_id: str) -> str:

@@ -144,12 +144,13 @@ def failure_error(response: HttpResponse) -> CliError:
     return error
 
 
-def receipt_text(document: dict[str, Any]) -> str:
+def receipt_text(document: dict[str, Any], now_ms: int) -> str:
+    """What `invoke --send` prints: the invocation id and how to follow it."""
     invocation_id = document.get("invocationId")
     status = document.get("status")
     lines = [f"{status}: {invocation_id}"]
     if document.get("executionTime"):
-        lines.append(f"starts at {document['executionTime']}")
+        lines.append(f"starts at {render.when(document['executionTime'], now_ms)}")
     lines.append(f"follow it: perdure invocations describe {invocation_id}")
     return "\n".join(lines)
 
@@ -188,7 +189,9 @@ def run_invoke(args: argparse.Namespace) -> int:
     as_json = getattr(args, "json", False)
     if args.send:
         document = json.loads(response.body or b"{}")
-        render.show(render.json_text(document) if as_json else receipt_text(document))
+        render.show(
+            render.json_text(document) if as_json else receipt_text(document, render.now_ms())
+        )
     else:
         render.show(output_text(response))
     return EXIT_OK

@@ -260,7 +260,7 @@ def test_a_busy_key_names_its_holder_and_its_queue() -> None:
     )
     assert d.reason == "in-flight"
     assert d.summary == "3 invocation(s) in flight on Counter/k1: 1 suspended, 2 pending."
-    assert "inv_h holds the key: add, suspended, started 5s ago." in d.details
+    assert "inv_h holds the key: add, suspended, created 5s ago." in d.details
     assert "2 queued in the inbox, oldest first: inv_q0, inv_q1" in d.details
     assert d.next_steps[0].startswith("perdure explain inv_h")
 

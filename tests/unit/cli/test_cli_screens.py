@@ -149,11 +149,13 @@ def test_invoke_prints_outputs_receipts_and_handler_failures() -> None:
     assert output_text(json_out) == '{\n  "a": 1\n}'
     assert output_text(HttpResponse(200, {}, b"")) == "(no output)"
     assert output_text(HttpResponse(200, {"content-type": "x"}, b"\xff\xfe")).startswith("(2 bytes")
-    receipt = receipt_text({"invocationId": "inv_1", "status": "Accepted"})
+    receipt = receipt_text({"invocationId": "inv_1", "status": "Accepted"}, NOW)
     assert receipt.splitlines() == [
         "Accepted: inv_1",
         "follow it: perdure invocations describe inv_1",
     ]
+    later = {"invocationId": "inv_2", "status": "Accepted", "executionTime": "2023-11-14T23:13:20Z"}
+    assert "starts at 23:13:20 UTC (in 1h)" in receipt_text(later, NOW)
     failed = failure_error(
         HttpResponse(
             418,
