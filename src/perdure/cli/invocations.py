@@ -156,16 +156,32 @@ def _journal_detail(entry: Doc, now_ms: int) -> str:
     if entry.get("invoke_at"):
         parts.append("starts " + render.when(entry["invoke_at"], now_ms))
     if entry.get("completion_id") is not None:
-        parts.append(f"completion {entry['completion_id']}")
+        parts.append(f"result as c:{entry['completion_id']}")
     if entry.get("notification"):
-        parts.append(f"delivers {entry['notification']}")
+        parts.insert(0, f"for {entry['notification']}")
     if entry.get("failed"):
         parts.append("FAILED")
     return ", ".join(parts)
 
 
+def entry_name(entry_type: str) -> str:
+    """A journal entry type as the journal table shows it: commands bare, notifications marked.
+
+    >>> entry_name("sleep_command"), entry_name("sleep_completion_notification")
+    ('sleep', '↳ sleep')
+    """
+    for suffix in ("_completion_notification", "_notification"):
+        if entry_type.endswith(suffix):
+            return "↳ " + entry_type.removesuffix(suffix)
+    return entry_type.removesuffix("_command")
+
+
 def journal_table(entries: Sequence[Doc], now_ms: int) -> str:
-    rows = [[e.get("index"), e.get("type"), _journal_detail(e, now_ms)] for e in entries]
+    """The journal, one row per entry; `c:N` ties a command to the notification of its result."""
+    rows = [
+        [e.get("index"), entry_name(str(e.get("type"))), _journal_detail(e, now_ms)]
+        for e in entries
+    ]
     return render.table(["#", "ENTRY", "DETAIL"], rows) if rows else "(empty journal)"
 
 
@@ -180,7 +196,7 @@ def invocation_text(inv: Doc, now_ms: int) -> str:
             if outcome.get("status") == "failure"
             else f"success ({outcome.get('size')} bytes)"
         )
-    lock = inv.get("key_lock")
+    lock = inv.get("key_lock") if inv.get("status") != "completed" else None
     waiting = outstanding(inv, Context(now_ms=now_ms)) if inv.get("status") != "completed" else []
     top = render.fields(
         [

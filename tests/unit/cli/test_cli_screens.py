@@ -99,7 +99,7 @@ def test_describe_shows_failure_waiting_lock_and_journal() -> None:
     assert "waiting for: a timer due at 22:14:20 UTC (in 1m)" in out
     assert "key lock: held by inv_x, 2 queued" in out
     assert "Journal (2 entries):" in out
-    assert "1 sleep_command wakes 22:14:20 UTC (in 1m), completion 1" in out
+    assert "1 sleep wakes 22:14:20 UTC (in 1m), result as c:1" in out
 
 
 def test_deployment_and_service_screens() -> None:
