@@ -155,6 +155,8 @@ def _journal_detail(entry: Doc, now_ms: int) -> str:
         parts.append("wakes " + render.when(entry["wake_up_at"], now_ms))
     if entry.get("invoke_at"):
         parts.append("starts " + render.when(entry["invoke_at"], now_ms))
+    if entry.get("invocation_id_completion_id") is not None:
+        parts.append(f"id as c:{entry['invocation_id_completion_id']}")
     if entry.get("completion_id") is not None:
         parts.append(f"result as c:{entry['completion_id']}")
     if entry.get("notification"):
