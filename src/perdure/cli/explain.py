@@ -103,7 +103,9 @@ def _invocation_context(api: Api, inv: Doc, now_ms: int, depth: int) -> Context:
                 ("limit", str(_INBOX_PAGE)),
             ],
         )
-        queue = list(reversed((page or {}).get("invocations", [])))
+        pending = (page or {}).get("invocations", [])
+        # A full page may not reach back to the oldest: then only the count is reliable.
+        queue = list(reversed(pending)) if len(pending) < _INBOX_PAGE else []
         holder_id = (inv.get("key_lock") or {}).get("holder")
         if holder_id and holder_id != inv.get("id"):
             holder = _get_or_none(api, f"/invocations/{segment(str(holder_id))}")
