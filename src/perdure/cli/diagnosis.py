@@ -252,7 +252,9 @@ def _completed(inv: Doc, ctx: Context) -> Diagnosis:
     if outcome.get("status") == "failure":
         code, message = outcome.get("code"), outcome.get("message")
         reason = "failed"
-        if message == "killed by an operator":
+        # The server ends a killed or cancelled invocation with 409 and a message naming it
+        # ("killed", "canceled"; SDKs spell a handled cancellation their own way).
+        if code == 409 and "kill" in str(message).lower():
             reason = "killed"
         elif code == 409 and "cancel" in str(message).lower():
             reason = "cancelled"

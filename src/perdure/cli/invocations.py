@@ -242,11 +242,14 @@ def invocation_text(inv: Doc, now_ms: int) -> str:
     return f"{top}\n\nJournal ({count}):\n{journal_table(journal, now_ms)}"
 
 
-def operation_text(operation: str, invocation_id: str) -> str:
+def operation_text(operation: str, invocation_id: str, status: int = 202) -> str:
+    """What an operation prints; a cancel answered 200 ended an invocation that never started.
+
+    >>> operation_text("kill", "inv_1"), operation_text("cancel", "inv_1", 200)
+    ('Killed inv_1.', 'Cancelled inv_1 before it started.')
     """
-    >>> operation_text("kill", "inv_1")
-    'Killed inv_1.'
-    """
+    if operation == "cancel" and status == 200:
+        return f"Cancelled {invocation_id} before it started."
     return _DONE[operation].format(id=invocation_id)
 
 
@@ -282,5 +285,5 @@ def run_operation(args: argparse.Namespace) -> int:
     if getattr(args, "json", False):
         render.show_json({"id": args.id, "operation": args.operation, "status": status})
     else:
-        render.show(operation_text(args.operation, args.id))
+        render.show(operation_text(args.operation, args.id, status))
     return EXIT_OK

@@ -225,6 +225,10 @@ def test_completed_invocations_tell_success_kill_and_cancel_apart() -> None:
     assert explain_invocation(ok, ctx()).reason == "succeeded"
     assert explain_invocation(killed, ctx()).reason == "killed"
     assert explain_invocation(cancelled, ctx()).reason == "cancelled"
+    for message in ("killed", "canceled"):
+        outcome = {"status": "failure", "code": 409, "message": message}
+        reason = explain_invocation(inv("completed", outcome=outcome), ctx()).reason
+        assert reason == {"killed": "killed", "canceled": "cancelled"}[message]
     d = explain_invocation(failed, ctx())
     assert d.reason == "failed" and "[418] teapot" in d.summary
 
