@@ -205,9 +205,20 @@ async def test_delete_deployment_needs_force(client: httpx.AsyncClient, driver: 
 async def test_invocation_operations(
     client: httpx.AsyncClient, driver: FakeDriver, path: str, operation: Operation, status: int
 ) -> None:
+    # The partition decides the status (200 done / 202 appended); the app passes it on.
+    driver.responder = lambda e: Reply(ReplyKind.DONE, INV, status=status)
     r = await client.patch(f"/invocations/{INV}/{path}")
     assert r.status_code == status
     assert driver.last == OperatorRequested(1, INV, operation)
+
+
+async def test_restart_as_new_answers_the_new_id(
+    client: httpx.AsyncClient, driver: FakeDriver
+) -> None:
+    driver.responder = lambda e: Reply(ReplyKind.DONE, "inv_new", status=200)
+    r = await client.patch(f"/invocations/{INV}/restart-as-new")
+    assert r.status_code == 200 and r.json() == {"new_invocation_id": "inv_new"}
+    assert driver.last == OperatorRequested(1, INV, Operation.RESTART_AS_NEW)
 
 
 async def test_deprecated_delete_invocation(client: httpx.AsyncClient, driver: FakeDriver) -> None:

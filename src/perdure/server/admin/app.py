@@ -68,16 +68,6 @@ log = logging.getLogger("perdure.admin")
 
 DiscoverFn = Callable[[str, Sequence[tuple[str, str]], bool], Awaitable[Discovered]]
 
-# What each operation answers on success, as Restate's admin API does.
-_OPERATION_STATUS = {
-    Operation.CANCEL: 202,
-    Operation.KILL: 200,
-    Operation.PURGE: 200,
-    Operation.PAUSE: 202,
-    Operation.RESUME: 200,
-}
-
-
 class ReaderSource(Protocol):
     def reader(self) -> ReadView: ...
 
@@ -276,6 +266,9 @@ class AdminApp:
     # --- invocations -------------------------------------------------------------------------
 
     async def _operate(self, route: OperateInvocation, send: Send) -> None:
+        """The partition answers with Restate's status for the operation (see
+        `partition/operations.py`); the deprecated DELETE form always answers 202."""
+
         def make(request_id: int) -> Event:
             return OperatorRequested(request_id, route.invocation_id, route.operation)
 
@@ -284,7 +277,12 @@ class AdminApp:
             if reply.status == 404:
                 raise _invocation_not_found(route.invocation_id)
             raise engine_error(reply)
-        await respond(send, 202 if route.via_delete else _OPERATION_STATUS[route.operation])
+        if route.via_delete:
+            await respond(send, 202)
+        elif route.operation is Operation.RESTART_AS_NEW:
+            await respond_json(send, 200, {"new_invocation_id": reply.invocation_id})
+        else:
+            await respond(send, reply.status)
 
 
 def parse_registration(body: bytes, api_version: int) -> Options:

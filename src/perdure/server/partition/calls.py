@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from perdure.protocol.messages import MessageType as T
 from perdure.protocol.pb import protocol_pb2 as pb
-from perdure.server.partition import lifecycle, wire
+from perdure.server.partition import lifecycle, termination, wire
 from perdure.server.partition.context import Ctx
 from perdure.server.storage.api import (
     Failure,
@@ -17,7 +17,7 @@ from perdure.server.storage.api import (
     WaiterKind,
 )
 
-CANCEL_SIGNAL = 1
+CANCEL_SIGNAL = termination.CANCEL_SIGNAL
 
 
 def resolve_target(ctx: Ctx, service: str, handler: str, key: str) -> Target | Failure:
@@ -144,7 +144,7 @@ def send_signal(ctx: Ctx, row: InvocationRow, msg: object) -> None:
     if msg.WhichOneof("signal_id") == "name":
         lifecycle.deliver(ctx, target, wire.signal(None, msg.name, outcome))
     elif msg.idx == CANCEL_SIGNAL:
-        cancel(ctx, target)
+        termination.cancel(ctx, target)
     else:
         lifecycle.deliver(ctx, target, wire.signal(msg.idx, None, outcome))
 
@@ -181,22 +181,6 @@ def resolve_awakeable(ctx: Ctx, invocation_id: str, index: int, outcome: Outcome
         return Failure(409, "the awakeable was already completed; the second result was ignored")
     lifecycle.deliver(ctx, target, wire.signal(index, None, outcome))
     return None
-
-
-def cancel(ctx: Ctx, target: InvocationRow) -> None:
-    """Delivers CANCEL; an invocation that has not started yet is completed as cancelled."""
-    status = target.status
-    if status is InvocationStatus.COMPLETED:
-        return
-    if status in (InvocationStatus.PENDING, InvocationStatus.SCHEDULED):
-        t = target.target
-        if status is InvocationStatus.PENDING:
-            ctx.tx.remove_from_inbox(t.service, t.key, target.id)
-        else:
-            ctx.tx.delete_timer(f"invoke:{target.id}")
-        lifecycle.complete(ctx, target, Outcome(failure=Failure(409, "cancelled")))
-        return
-    lifecycle.deliver(ctx, target, wire.signal(CANCEL_SIGNAL, None, None))
 
 
 def _lookup(

@@ -95,11 +95,13 @@ class Operation(enum.Enum):
     PURGE = "purge"
     RESUME = "resume"
     PAUSE = "pause"
+    RESTART_AS_NEW = "restart-as-new"
 
 
 @dataclass(frozen=True, slots=True)
 class OperatorRequested:
-    """An operator (admin API) asked to cancel, kill, purge, pause or resume an invocation."""
+    """An operator (admin API) asked to cancel, kill, purge, pause, resume or restart an
+    invocation."""
 
     request_id: int
     invocation_id: str

@@ -239,6 +239,11 @@ def deliver(ctx: Ctx, row: InvocationRow, note: wire.Authored) -> None:
         ctx.emit(SendToAttempt(row.id, row.attempt, wire.frame(note.message_type, note.payload)))
     elif row.status is S.SUSPENDED and (note.key == CANCEL_SIGNAL_KEY or _resolves(ctx, row)):
         start_attempt(ctx, row)
+    elif row.status in (S.PAUSED, S.BACKING_OFF) and note.key == CANCEL_SIGNAL_KEY:
+        # A cancellation is acted on now: a paused invocation would otherwise never see it,
+        # and a backing-off one only after its retry delay (Restate resumes paused ones too).
+        ctx.tx.delete_timer(f"retry:{row.id}")
+        start_attempt(ctx, row)
 
 
 def _resolves(ctx: Ctx, row: InvocationRow) -> bool:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from perdure.server.partition import lifecycle
-from perdure.server.partition.calls import cancel, find_existing, register_keys, resolve_awakeable
+from perdure.server.partition import lifecycle, operations
+from perdure.server.partition.calls import find_existing, register_keys, resolve_awakeable
 from perdure.server.partition.context import Ctx
 from perdure.server.partition.effects import Reply, ReplyKind, ReplyToRequest
 from perdure.server.partition.events import (
@@ -12,7 +12,6 @@ from perdure.server.partition.events import (
     AwakeableCompleted,
     CallMode,
     InvocationRequested,
-    Operation,
     OperatorRequested,
 )
 from perdure.server.storage.api import (
@@ -20,7 +19,6 @@ from perdure.server.storage.api import (
     HandlerType,
     InvocationRow,
     InvocationStatus,
-    Outcome,
 )
 
 S = InvocationStatus
@@ -125,59 +123,14 @@ def awakeable_completed(ctx: Ctx, ev: AwakeableCompleted) -> None:
 
 
 def operator_requested(ctx: Ctx, ev: OperatorRequested) -> None:
+    """Runs an admin operation; answers with Restate's status for it (see `operations`)."""
     row = ctx.load(ev.invocation_id)
     if row is None:
         error(ctx, ev.request_id, 404, f"invocation {ev.invocation_id} not found")
         return
-    op = ev.operation
-    if op is Operation.PURGE:
-        if row.status is not S.COMPLETED:
-            error(
-                ctx,
-                ev.request_id,
-                409,
-                f"invocation {row.id} is {row.status.value}; only "
-                "completed invocations can be purged (cancel or kill it first)",
-            )
-            return
-        lifecycle.purge(ctx, row)
-    elif row.status is S.COMPLETED:
-        error(
-            ctx,
-            ev.request_id,
-            409,
-            f"invocation {row.id} has already completed; nothing to {op.value}",
-        )
+    outcome = operations.operate(ctx, row, ev.operation)
+    if isinstance(outcome, Failure):
+        error(ctx, ev.request_id, outcome.code, outcome.message)
         return
-    elif op is Operation.CANCEL:
-        cancel(ctx, row)
-    elif op is Operation.KILL:
-        lifecycle.complete(ctx, row, Outcome(failure=Failure(409, "killed by an operator")))
-        t = row.target
-        if t.takes_lock:
-            ctx.tx.remove_from_inbox(t.service, t.key, row.id)
-        ctx.tx.delete_timer(f"invoke:{row.id}")
-        ctx.tx.delete_timer(f"retry:{row.id}")
-    elif op is Operation.PAUSE:
-        if row.status not in (S.BACKING_OFF, S.RUNNING, S.SUSPENDED):
-            error(
-                ctx,
-                ev.request_id,
-                409,
-                f"invocation {row.id} is {row.status.value} and cannot be paused",
-            )
-            return
-        lifecycle.pause(ctx, row)
-    elif op is Operation.RESUME:
-        if row.status not in (S.PAUSED, S.BACKING_OFF):
-            error(
-                ctx,
-                ev.request_id,
-                409,
-                f"invocation {row.id} is {row.status.value}; only paused "
-                "or backing-off invocations can be resumed",
-            )
-            return
-        ctx.tx.delete_timer(f"retry:{row.id}")
-        lifecycle.start_attempt(ctx, row)
-    reply(ctx, ev.request_id, Reply(ReplyKind.DONE, row.id, status=202))
+    status, answered_id = outcome
+    reply(ctx, ev.request_id, Reply(ReplyKind.DONE, answered_id, status=status))
