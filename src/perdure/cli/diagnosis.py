@@ -172,17 +172,16 @@ def _running(inv: Doc, ctx: Context) -> Diagnosis:
             f"It is a retry: {inv.get('retry_count')} attempt(s) failed since its last progress; "
             + _failure_text(inv)
         )
+    steps = [
+        f"perdure invocations describe {inv.get('id')}   # its journal so far",
+        f"perdure invocations cancel {inv.get('id')}     # to stop it cleanly",
+    ]
     if ctx.callee is not None:
         details.append(f"The callee: {ctx.callee.summary}")
-    return Diagnosis(
-        "running",
-        summary,
-        tuple(details),
-        (
-            f"perdure invocations describe {inv.get('id')}   # its journal so far",
-            f"perdure invocations cancel {inv.get('id')}     # to stop it cleanly",
-        ),
-    )
+    callee_id = awaited_callee(inv)
+    if callee_id:
+        steps.insert(0, f"perdure explain {callee_id}   # the invocation it waits for")
+    return Diagnosis("running", summary, tuple(details), tuple(steps))
 
 
 def _suspended(inv: Doc, ctx: Context) -> Diagnosis:
@@ -204,7 +203,9 @@ def _suspended(inv: Doc, ctx: Context) -> Diagnosis:
         )
     if ctx.callee is not None:
         details.append(f"The callee: {ctx.callee.summary}")
-        steps.extend(ctx.callee.next_steps[:1])
+    callee_id = awaited_callee(inv)
+    if callee_id:
+        steps.append(f"perdure explain {callee_id}   # the invocation it waits for")
     steps.append(f"perdure invocations cancel {invocation_id}   # to stop waiting")
     return Diagnosis("suspended", summary, tuple(details), tuple(steps))
 
@@ -252,16 +253,30 @@ def _completed(inv: Doc, ctx: Context) -> Diagnosis:
     if outcome.get("status") == "failure":
         code, message = outcome.get("code"), outcome.get("message")
         reason = "failed"
-        # The server ends a killed or cancelled invocation with 409 and a message naming it
-        # ("killed", "canceled"; SDKs spell a handled cancellation their own way).
-        if code == 409 and "kill" in str(message).lower():
+        journal = [e for e in inv.get("journal") or [] if isinstance(e, Mapping)]
+        # A kill ends the invocation from outside: no output in its journal. A handler that
+        # wrote the failure itself (say, passing on a killed callee's) was not killed.
+        wrote_output = any(e.get("type") == "output_command" for e in journal)
+        lowered = str(message).lower()
+        if code == 409 and "kill" in lowered and not wrote_output:
             reason = "killed"
-        elif code == 409 and "cancel" in str(message).lower():
+        elif code == 409 and "cancel" in lowered:
             reason = "cancelled"
+        details = []
+        failed_call = next(
+            (e for e in journal if e.get("type") == "call_command" and _call_failed(e, journal)),
+            None,
+        )
+        if wrote_output and failed_call is not None:
+            details.append(
+                f"The failure came from its call to {failed_call.get('target')}"
+                + (f" ({callee})" if (callee := _callee_id(failed_call, journal)) else "")
+                + "."
+            )
         return Diagnosis(
             reason,
             f"{inv.get('target')} completed at {at} with a failure: [{code}] {message}.",
-            (),
+            tuple(details),
             tuple(steps),
         )
     return Diagnosis(
@@ -436,6 +451,11 @@ def _callee_id(command: Doc, journal: Sequence[Doc]) -> str | None:
         if entry.get("notification") == f"c:{idx}" and entry.get("invocation_id"):
             return str(entry["invocation_id"])
     return None
+
+
+def _call_failed(command: Doc, journal: Sequence[Doc]) -> bool:
+    key = f"c:{command.get('completion_id')}"
+    return any(e.get("notification") == key and e.get("failed") for e in journal)
 
 
 def awaited_callee(inv: Doc) -> str | None:

@@ -57,8 +57,8 @@ class Cli:
     def json(self, *args: str) -> Any:
         return json.loads(self.ok(*args, "--json"))
 
-    def send(self, target: str, value: str) -> str:
-        receipt = self.json("invoke", target, value, "--send")
+    def send(self, target: str, value: str | None = None) -> str:
+        receipt = self.json("invoke", target, *([value] if value is not None else []), "--send")
         return str(receipt["invocationId"])
 
     def explain(self, subject: str) -> dict[str, Any]:
