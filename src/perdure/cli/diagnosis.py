@@ -206,6 +206,11 @@ def _suspended(inv: Doc, ctx: Context) -> Diagnosis:
     callee_id = awaited_callee(inv)
     if callee_id:
         steps.append(f"perdure explain {callee_id}   # the invocation it waits for")
+    if any(word.startswith("the durable promise") for word in awaited):
+        details.append(
+            f"A promise is completed by another handler of {_key_name(inv)} "
+            "(ctx.promise(name).resolve or .reject)."
+        )
     steps.append(f"perdure invocations cancel {invocation_id}   # to stop waiting")
     return Diagnosis("suspended", summary, tuple(details), tuple(steps))
 

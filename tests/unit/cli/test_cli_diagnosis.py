@@ -139,6 +139,7 @@ def test_suspended_on_everything_of_several_says_all_of() -> None:
         inv("suspended", journal=journal, waiting_for={"t": 2, "l": ["c:1", "c:2"]}), ctx()
     )
     assert "all of the durable promise 'approval'; the result of ctx.run 'charge'" in d.summary
+    assert any("another handler of Counter/k1" in fact for fact in d.details)
 
 
 def test_a_call_names_its_callee_and_the_callee_is_explained() -> None:
