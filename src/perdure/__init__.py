@@ -25,13 +25,21 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BytesSerde",
+    "CallFuture",
     "Context",
+    "DurableFuture",
+    "DurablePromise",
+    "InvocationCancelledError",
     "JsonSerde",
     "MsgspecSerde",
     "ObjectContext",
     "ObjectSharedContext",
     "PydanticSerde",
+    "Request",
     "RetryPolicy",
+    "RetryableError",
+    "RunOptions",
+    "SendHandle",
     "Serde",
     "SerdeError",
     "Service",
@@ -41,20 +49,35 @@ __all__ = [
     "Workflow",
     "WorkflowContext",
     "WorkflowSharedContext",
+    "all_settled",
     "app",
+    "as_completed",
+    "first_succeeded",
+    "gather",
+    "race",
+    "select",
     "serve",
+    "wait_completed",
 ]
 
 # Where each public name lives.
 _HOME: dict[str, str] = {
     "BytesSerde": "perdure.sdk.serde",
+    "CallFuture": "perdure.sdk.context",
     "Context": "perdure.sdk.context",
+    "DurableFuture": "perdure.sdk.context",
+    "DurablePromise": "perdure.sdk.context",
+    "InvocationCancelledError": "perdure.sdk.errors",
     "JsonSerde": "perdure.sdk.serde",
     "MsgspecSerde": "perdure.sdk.serde",
     "ObjectContext": "perdure.sdk.context",
     "ObjectSharedContext": "perdure.sdk.context",
     "PydanticSerde": "perdure.sdk.serde",
+    "Request": "perdure.sdk.context",
     "RetryPolicy": "perdure.sdk.handler",
+    "RetryableError": "perdure.sdk.errors",
+    "RunOptions": "perdure.sdk.context",
+    "SendHandle": "perdure.sdk.context",
     "Serde": "perdure.sdk.serde_protocol",
     "SerdeError": "perdure.sdk.serde",
     "Service": "perdure.sdk.service",
@@ -64,12 +87,46 @@ _HOME: dict[str, str] = {
     "Workflow": "perdure.sdk.service",
     "WorkflowContext": "perdure.sdk.context",
     "WorkflowSharedContext": "perdure.sdk.context",
+    "all_settled": "perdure.sdk.combinators",
     "app": "perdure.sdk.endpoint",
+    "as_completed": "perdure.sdk.combinators",
+    "first_succeeded": "perdure.sdk.combinators",
+    "gather": "perdure.sdk.combinators",
+    "race": "perdure.sdk.combinators",
+    "select": "perdure.sdk.combinators",
     "serve": "perdure.sdk.serving",
+    "wait_completed": "perdure.sdk.combinators",
 }
 
 if TYPE_CHECKING:
+    from perdure.sdk.combinators import (
+        all_settled,
+        as_completed,
+        first_succeeded,
+        gather,
+        race,
+        select,
+        wait_completed,
+    )
+    from perdure.sdk.context import (
+        CallFuture,
+        Context,
+        DurableFuture,
+        DurablePromise,
+        ObjectContext,
+        ObjectSharedContext,
+        Request,
+        RunOptions,
+        SendHandle,
+        WorkflowContext,
+        WorkflowSharedContext,
+    )
     from perdure.sdk.endpoint import app
+    from perdure.sdk.errors import (
+        InvocationCancelledError,
+        RetryableError,
+        TerminalError,
+    )
     from perdure.sdk.handler import RetryPolicy
     from perdure.sdk.serde import (
         BytesSerde,
@@ -80,7 +137,11 @@ if TYPE_CHECKING:
         TypedJsonSerde,
     )
     from perdure.sdk.serde_protocol import Serde
-    from perdure.sdk.service import Service, VirtualObject, Workflow
+    from perdure.sdk.service import (
+        Service,
+        VirtualObject,
+        Workflow,
+    )
     from perdure.sdk.serving import serve
 
 

@@ -13,13 +13,21 @@ import perdure.client
 
 PERDURE = [
     "BytesSerde",
+    "CallFuture",
     "Context",
+    "DurableFuture",
+    "DurablePromise",
+    "InvocationCancelledError",
     "JsonSerde",
     "MsgspecSerde",
     "ObjectContext",
     "ObjectSharedContext",
     "PydanticSerde",
+    "Request",
     "RetryPolicy",
+    "RetryableError",
+    "RunOptions",
+    "SendHandle",
     "Serde",
     "SerdeError",
     "Service",
@@ -29,8 +37,15 @@ PERDURE = [
     "Workflow",
     "WorkflowContext",
     "WorkflowSharedContext",
+    "all_settled",
     "app",
+    "as_completed",
+    "first_succeeded",
+    "gather",
+    "race",
+    "select",
     "serve",
+    "wait_completed",
 ]
 
 CLIENT = [

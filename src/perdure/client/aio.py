@@ -147,6 +147,19 @@ class AsyncClient:
         """Fail an awakeable with ``reason``; the waiting handler sees a terminal error."""
         await self.execute(rq.reject_awakeable(awakeable_id, reason))
 
+    async def cancel_invocation(self, invocation_id: str) -> None:
+        """Cancel an invocation (admin API): it sees InvocationCancelledError, and may compensate.
+
+        Example::
+
+            await client.cancel_invocation(receipt.invocation_id)
+        """
+        await self.execute(rq.cancel_invocation(invocation_id))
+
+    async def kill_invocation(self, invocation_id: str) -> None:
+        """Kill an invocation (admin API): it ends at once, no handler code runs again."""
+        await self.execute(rq.kill_invocation(invocation_id))
+
     async def register_deployment(
         self,
         uri: str,

@@ -56,10 +56,12 @@ __all__ = [
     "UnreachableError",
     "attach",
     "call",
+    "cancel_invocation",
     "decode_output",
     "delay_param",
     "encode_value",
     "error_from_response",
+    "kill_invocation",
     "output",
     "register_deployment",
     "reject_awakeable",
@@ -450,6 +452,28 @@ def register_deployment(
         body=json.dumps(payload).encode(),
     )
     return Call(request, _with_request(request, _expect(_deployment)))
+
+
+def cancel_invocation(invocation_id: str) -> Call[None]:
+    """Ask an invocation to stop: it sees InvocationCancelledError and may compensate.
+
+    Example::
+
+        cancel_invocation("inv_1gdJ...")   # PATCH {admin}/invocations/inv_1gdJ.../cancel
+    """
+    return _invocation_command(invocation_id, "cancel")
+
+
+def kill_invocation(invocation_id: str) -> Call[None]:
+    """Stop an invocation at once, without running its handler again (no compensation)."""
+    return _invocation_command(invocation_id, "kill")
+
+
+def _invocation_command(invocation_id: str, command: str) -> Call[None]:
+    request = HttpRequest(
+        "PATCH", f"/invocations/{_segment(invocation_id)}/{command}", target="admin"
+    )
+    return Call(request, _with_request(request, _expect(_nothing)))
 
 
 def _with_request(

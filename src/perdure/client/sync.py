@@ -142,6 +142,19 @@ class Client:
         """Fail an awakeable with ``reason``; the waiting handler sees a terminal error."""
         self.execute(rq.reject_awakeable(awakeable_id, reason))
 
+    def cancel_invocation(self, invocation_id: str) -> None:
+        """Cancel an invocation (admin API): it sees InvocationCancelledError, and may compensate.
+
+        Example::
+
+            client.cancel_invocation(receipt.invocation_id)
+        """
+        self.execute(rq.cancel_invocation(invocation_id))
+
+    def kill_invocation(self, invocation_id: str) -> None:
+        """Kill an invocation (admin API): it ends at once, no handler code runs again."""
+        self.execute(rq.kill_invocation(invocation_id))
+
     def register_deployment(
         self,
         uri: str,

@@ -472,10 +472,14 @@ class BoundHandler:
         headers: Mapping[str, str] | None = None,
     ) -> Any:
         """Send to the handler without waiting for it, optionally after ``delay``."""
+        from perdure.sdk.context import Context
+
         method = getattr(self._ctx, _SEND[self.handler.service_type])
+        # Perdure's context spells it ``delay``; restate-sdk's context ``send_delay``.
+        delay_name = "delay" if isinstance(self._ctx, Context) else "send_delay"
         return method(
             *self._args(arg),
-            send_delay=delay,
+            **{delay_name: delay},
             idempotency_key=idempotency_key,
             headers=dict(headers) if headers else None,
         )

@@ -1,0 +1,54 @@
+"""The example apps, written with the Perdure SDK, on the real Restate server (restate-server).
+
+One restate-server and two endpoints (BIDI over HTTP/2, REQUEST_RESPONSE over HTTP/1.1) serve
+the whole module; the scenarios are shared with test_sdk_on_perdure.py, so both engines must
+give the same results.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from tests.helpers.restate import RestateServer
+from tests.interop.example_scenarios import (
+    BIDI_EXAMPLES,
+    REQUEST_RESPONSE_EXAMPLES,
+    SCENARIOS,
+    Scenario,
+    services_of,
+)
+
+from perdure.client import Client
+from perdure.testing import ServiceEndpoint
+
+pytestmark = pytest.mark.interop
+
+
+@pytest.fixture(scope="module")
+def restate(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RestateServer]:
+    server = RestateServer(Path(tmp_path_factory.mktemp("restate"))).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def client(restate: RestateServer) -> Iterator[Client]:
+    with (
+        ServiceEndpoint(services_of(BIDI_EXAMPLES)) as bidi,
+        ServiceEndpoint(
+            services_of(REQUEST_RESPONSE_EXAMPLES), protocol_mode="request_response"
+        ) as request_response,
+    ):
+        restate.register(bidi.uri)
+        restate.register(request_response.uri, use_http_11=True)
+        with Client(restate.ingress, admin_url=restate.admin, timeout=60) as client:
+            yield client
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS.values(), ids=SCENARIOS.keys())
+def test_example_on_restate(client: Client, scenario: Scenario) -> None:
+    scenario(client)
