@@ -272,6 +272,10 @@ def _completed(inv: Doc, ctx: Context) -> Diagnosis:
             (e for e in journal if e.get("type") == "call_command" and _call_failed(e, journal)),
             None,
         )
+        if inv.get("target_service_ty") != "Workflow":
+            steps.insert(
+                0, f"perdure invocations restart {inv.get('id')}   # run it again, same input"
+            )
         if wrote_output and failed_call is not None:
             details.append(
                 f"The failure came from its call to {failed_call.get('target')}"

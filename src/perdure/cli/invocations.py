@@ -23,17 +23,21 @@ Doc = Mapping[str, Any]
 # What each operation does, in the words `perdure invocations --help` and the result use.
 OPERATIONS = {
     "cancel": "ask it to stop: the handler sees a cancellation and may clean up",
-    "kill": "stop it at once, without running any handler code; it fails with 409",
+    "kill": "stop it (and the calls it waits for) at once, without running handler code",
     "purge": "forget a completed invocation now (its journal and its idempotency key)",
     "pause": "stop retrying it until `resume`",
-    "resume": "retry a paused (or backing-off) invocation now",
+    "resume": "retry a paused, suspended or backing-off invocation now",
+    "restart": "run a completed invocation again, with the same input, as a new invocation",
 }
+# The admin path of each operation, where it differs from the command's name.
+_PATHS = {"restart": "restart-as-new"}
 _DONE = {
     "cancel": "Cancellation requested for {id}: it stops at its next await.",
     "kill": "Killed {id}.",
     "purge": "Purged {id}.",
-    "pause": "Pause requested for {id}.",
-    "resume": "Resumed {id}: a new attempt starts now.",
+    "pause": "Pause requested for {id}: it stops at its next await and waits for `resume`.",
+    "resume": "Resumed {id}: it tries again now (unless it was running already).",
+    "restart": "Restarted {id} as {new}.\nfollow it: perdure explain {new}",
 }
 MAX_LIMIT = 1000
 STATUSES = (
@@ -242,15 +246,20 @@ def invocation_text(inv: Doc, now_ms: int) -> str:
     return f"{top}\n\nJournal ({count}):\n{journal_table(journal, now_ms)}"
 
 
-def operation_text(operation: str, invocation_id: str, status: int = 202) -> str:
-    """What an operation prints; a cancel answered 200 ended an invocation that never started.
+def operation_text(
+    operation: str, invocation_id: str, status: int = 202, answer: Doc | None = None
+) -> str:
+    """What an operation prints, from the status (and body) the admin API answered.
 
     >>> operation_text("kill", "inv_1"), operation_text("cancel", "inv_1", 200)
     ('Killed inv_1.', 'Cancelled inv_1 before it started.')
     """
     if operation == "cancel" and status == 200:
         return f"Cancelled {invocation_id} before it started."
-    return _DONE[operation].format(id=invocation_id)
+    if operation == "pause" and status == 200:
+        return f"{invocation_id} was already paused."
+    new = (answer or {}).get("new_invocation_id", "?")
+    return _DONE[operation].format(id=invocation_id, new=new)
 
 
 # --- commands ------------------------------------------------------------------------------------
@@ -279,11 +288,12 @@ def run_describe(args: argparse.Namespace) -> int:
 
 def run_operation(args: argparse.Namespace) -> int:
     with Api(endpoints_of(args)) as api:
-        status, _ = api.admin_with_status(
-            "PATCH", f"/invocations/{segment(args.id)}/{args.operation}"
-        )
+        path = _PATHS.get(args.operation, args.operation)
+        status, answer = api.admin_with_status("PATCH", f"/invocations/{segment(args.id)}/{path}")
     if getattr(args, "json", False):
-        render.show_json({"id": args.id, "operation": args.operation, "status": status})
+        render.show_json(
+            {"id": args.id, "operation": args.operation, "status": status, **(answer or {})}
+        )
     else:
-        render.show(operation_text(args.operation, args.id, status))
+        render.show(operation_text(args.operation, args.id, status, answer))
     return EXIT_OK

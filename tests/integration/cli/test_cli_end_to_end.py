@@ -111,6 +111,11 @@ def test_invoke_calls_and_sends_then_invocations_show_them(cli: Cli) -> None:
         lambda: cli.json("invocations", "describe", invocation_id)["status"] == "completed",
         what="the sent greeting to complete",
     )
+    restarted = cli.json("invocations", "restart", invocation_id)["new_invocation_id"]
+    assert restarted != invocation_id
+    wait_until(
+        lambda: cli.explain(restarted)["reason"] == "succeeded", what="the restarted greeting"
+    )
     described = cli.ok("invocations", "describe", invocation_id)
     assert "outcome:" in described and "success" in described
     assert described.rstrip().splitlines()[-1].split() == ["1", "output"]

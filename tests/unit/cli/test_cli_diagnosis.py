@@ -232,6 +232,9 @@ def test_completed_invocations_tell_success_kill_and_cancel_apart() -> None:
         assert reason == {"killed": "killed", "canceled": "cancelled"}[message]
     d = explain_invocation(failed, ctx())
     assert d.reason == "failed" and "[418] teapot" in d.summary
+    assert d.next_steps[0].startswith(f"perdure invocations restart {INV}")
+    workflow_run = failed | {"target_service_ty": "Workflow"}
+    assert not any("restart" in s for s in explain_invocation(workflow_run, ctx()).next_steps)
 
 
 def test_a_caller_failing_with_its_killed_callees_error_was_not_killed_itself() -> None:

@@ -192,6 +192,12 @@ def test_explain_screen_and_subjects() -> None:
     ]
     assert is_invocation_id("inv_1abc") and not is_invocation_id("Counter/k1")
     assert operation_text("cancel", "inv_1").startswith("Cancellation requested for inv_1")
+    assert operation_text("pause", "inv_1", 200) == "inv_1 was already paused."
+    restarted = operation_text("restart", "inv_1", 200, {"new_invocation_id": "inv_2"})
+    assert restarted.splitlines() == [
+        "Restarted inv_1 as inv_2.",
+        "follow it: perdure explain inv_2",
+    ]
 
 
 def test_no_server_at_the_url_names_it_and_exits_3(capsys: pytest.CaptureFixture[str]) -> None:
