@@ -47,6 +47,8 @@ __all__ = [
 
 T = TypeVar("T")
 P = ParamSpec("P")
+In = TypeVar("In")
+Out = TypeVar("Out")
 
 CallTarget = Callable[..., Awaitable[Any]] | tuple[str, str] | str
 """What calls address: a handler function of a Perdure service definition, a ``(service,
@@ -287,6 +289,41 @@ class Context(abc.ABC):
 
     # -- calls -----------------------------------------------------------------------------
 
+    # A handler function as the target types the call: its input type is checked and the
+    # future carries its output type. Names ("Service/handler") give CallFuture[Any].
+    @overload
+    def service_call(
+        self,
+        target: Callable[[Any, In], Awaitable[Out]],
+        arg: In,
+        *,
+        key: str | None = None,
+        idempotency_key: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> CallFuture[Out]: ...
+
+    @overload
+    def service_call(
+        self,
+        target: Callable[[Any], Awaitable[Out]],
+        arg: None = None,
+        *,
+        key: str | None = None,
+        idempotency_key: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> CallFuture[Out]: ...
+
+    @overload
+    def service_call(
+        self,
+        target: tuple[str, str] | str,
+        arg: Any = None,
+        *,
+        key: str | None = None,
+        idempotency_key: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> CallFuture[Any]: ...
+
     @abc.abstractmethod
     def service_call(
         self,
@@ -298,6 +335,10 @@ class Context(abc.ABC):
         headers: Mapping[str, str] | None = None,
     ) -> CallFuture[Any]:
         """Call a handler and get a future of its result.
+
+        With a handler function as the target, type checkers see the call's types:
+        ``ctx.service_call(greet, "Till")`` is a ``CallFuture[str]`` when ``greet`` returns
+        ``str``, and passing an ``int`` where it takes a ``str`` is an error.
 
         Example::
 
@@ -317,6 +358,39 @@ class Context(abc.ABC):
     ) -> SendHandle:
         """Call a handler without waiting for its result, after ``delay`` if given."""
 
+    @overload
+    def object_call(
+        self,
+        target: Callable[[Any, In], Awaitable[Out]],
+        key: str,
+        arg: In,
+        *,
+        idempotency_key: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> CallFuture[Out]: ...
+
+    @overload
+    def object_call(
+        self,
+        target: Callable[[Any], Awaitable[Out]],
+        key: str,
+        arg: None = None,
+        *,
+        idempotency_key: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> CallFuture[Out]: ...
+
+    @overload
+    def object_call(
+        self,
+        target: tuple[str, str] | str,
+        key: str,
+        arg: Any = None,
+        *,
+        idempotency_key: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> CallFuture[Any]: ...
+
     def object_call(
         self,
         target: CallTarget,
@@ -326,7 +400,13 @@ class Context(abc.ABC):
         idempotency_key: str | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> CallFuture[Any]:
-        """Call a virtual object's handler for ``key``."""
+        """Call a virtual object's (or a workflow's) handler for ``key``; typed like
+        :meth:`service_call`.
+
+        Example::
+
+            total = await ctx.object_call(add, "clicks", 1)
+        """
         return self.service_call(
             target, arg, key=key, idempotency_key=idempotency_key, headers=headers
         )
