@@ -338,6 +338,36 @@ async def awakeable_id(ctx: ObjectSharedContext, name: str) -> str | None:
     return await ctx.get(name, type_hint=str)
 
 
+# --- Named signals and idempotency retention ------------------------------------------------
+
+signals = restate.Service("Signals")
+
+
+@signals.handler(name="waitFor")
+async def wait_for(ctx: Context, name: str) -> str:
+    """Waits for the named signal `name` on this invocation (SendSignalCommand by name)."""
+    return str(await ctx.signal(name, type_hint=str))
+
+
+@signals.handler(name="send")
+async def send_named(ctx: Context, req: dict[str, str]) -> None:
+    if req.get("reject"):
+        ctx.reject_signal(req["id"], req["name"], req["reject"], 422)
+    else:
+        ctx.resolve_signal(req["id"], req["name"], req["value"])
+
+
+short_memory = restate.VirtualObject("ShortMemory")
+
+
+@short_memory.handler(idempotency_retention=timedelta(seconds=1))
+async def bump(ctx: ObjectContext) -> int:
+    """An idempotency key is remembered for one second only (retention set per handler)."""
+    value = (await ctx.get("n", type_hint=int) or 0) + 1
+    ctx.set("n", value)
+    return value
+
+
 # --- Workflows ----------------------------------------------------------------------------------
 
 block_and_wait = restate.Workflow("BlockAndWaitWorkflow")
@@ -462,6 +492,8 @@ SERVICES = [
     kill_runner,
     kill_singleton,
     combinators,
+    signals,
+    short_memory,
     block_and_wait,
     signup,
     approval,

@@ -179,3 +179,11 @@ def test_attach_from_a_handler_waits_for_the_other_invocation(orch: Orchestra) -
         out = attached.result(timeout=30)
     assert out.status_code == 200, out.text
     assert out.json() == ["via-attach"]
+
+
+def test_idempotent_answer_says_when_the_key_expires(orch: Orchestra) -> None:
+    k = key()
+    r = orch.post(f"ShortMemory/{k}/bump", headers={"idempotency-key": "once"})
+    assert r.status_code == 200
+    assert r.headers["idempotency-expires"].endswith("Z")
+    assert "idempotency-expires" not in orch.post(f"ShortMemory/{k}/bump").headers

@@ -160,3 +160,30 @@ def test_first_successful_awakeable_wins_over_failures(orch: Orchestra) -> None:
         assert orch.post(f"restate/awakeables/{ids[1]}/resolve", "awk1-result").status_code == 202
         out = pending.result(timeout=30)
     assert out.status_code == 200 and out.json() == "awk1-result"
+
+
+def test_named_signal_sent_by_another_handler(orch: Orchestra) -> None:
+    waiting = orch.post("Signals/waitFor/send", "approve").json()["invocationId"]
+    wait_until(lambda: orch.status(waiting) in ("running", "suspended"), what="the waiter")
+    r = orch.post("Signals/send", {"id": waiting, "name": "approve", "value": "yes"})
+    assert r.status_code == 200, r.text
+    assert orch.get(f"restate/invocation/{waiting}/attach").json() == "yes"
+
+
+def test_named_signal_rejected_fails_the_waiter(orch: Orchestra) -> None:
+    waiting = orch.post("Signals/waitFor/send", "approve").json()["invocationId"]
+    orch.post("Signals/send", {"id": waiting, "name": "approve", "reject": "denied"})
+    out = orch.get(f"restate/invocation/{waiting}/attach")
+    assert out.status_code == 422 and "denied" in out.text
+
+
+def test_idempotency_key_is_forgotten_after_the_handler_retention(orch: Orchestra) -> None:
+    k = key()
+    headers = {"idempotency-key": "nightly"}
+    assert orch.post(f"ShortMemory/{k}/bump", headers=headers).json() == 1
+    assert orch.post(f"ShortMemory/{k}/bump", headers=headers).json() == 1
+    # Once the one-second retention is over the same key runs the handler again.
+    wait_until(
+        lambda: orch.post(f"ShortMemory/{k}/bump", headers=headers).json() == 2,
+        what="the key to expire",
+    )

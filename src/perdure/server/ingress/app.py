@@ -296,6 +296,8 @@ class IngressApp:
             out: list[tuple[bytes, bytes]] = []
             if reply.invocation_id is not None:
                 out.append((INVOCATION_ID_HEADER, reply.invocation_id.encode()))
+            if reply.expires_at is not None:  # an idempotent invocation: when its key expires
+                out.append((b"idempotency-expires", _rfc3339(reply.expires_at).encode()))
             content_type = routes.output_content_type(handler, not value)
             if content_type is not None:
                 out.append((b"content-type", content_type.encode("latin-1")))

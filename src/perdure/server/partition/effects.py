@@ -24,6 +24,9 @@ class Reply:
     status: int = 200
     message: str = ""
     previously_accepted: bool = False
+    # For an invocation with an idempotency key: when the key is forgotten (ms since the
+    # epoch); the ingress shows it as the `idempotency-expires` header, as Restate does.
+    expires_at: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -278,10 +278,16 @@ def complete(ctx: Ctx, row: InvocationRow, outcome: Outcome) -> None:
         ctx.emit(AbortAttempt(row.id, row.attempt))
     notify_waiters(ctx, row.waiters, outcome)
     row.waiters = ()
+    answer = output_reply(ctx, row)
     for rid in ctx.ingress_waiters.pop(row.id, []):
-        ctx.emit(ReplyToRequest(rid, Reply(ReplyKind.OUTPUT, row.id, outcome)))
+        ctx.emit(ReplyToRequest(rid, answer))
     release_lock(ctx, row)
     retain_or_purge(ctx, row)
+
+
+def output_reply(ctx: Ctx, row: InvocationRow) -> Reply:
+    """The answer to a client waiting for a completed invocation's output."""
+    return Reply(ReplyKind.OUTPUT, row.id, row.outcome, expires_at=key_expires_at(ctx, row))
 
 
 def notify_waiters(ctx: Ctx, waiters: tuple[Waiter, ...], outcome: Outcome) -> None:
@@ -313,44 +319,70 @@ def release_lock(ctx: Ctx, row: InvocationRow) -> None:
             return
 
 
-def retention_ms(ctx: Ctx, row: InvocationRow) -> int:
+def key_retention_ms(ctx: Ctx, row: InvocationRow) -> int | None:
+    """How long a completed invocation keeps its idempotency key or workflow key (None: it
+    has neither). While kept, the same key answers with this invocation's outcome."""
     info = handler_info(ctx, row)
     defaults = ctx.registry.defaults
-    keep = info.journal_retention_ms if info else defaults.journal_retention_ms
     if row.idempotency_key is not None:
-        keep = max(
-            keep, info.idempotency_retention_ms if info else defaults.idempotency_retention_ms
-        )
+        return info.idempotency_retention_ms if info else defaults.idempotency_retention_ms
     if row.target.handler_type is HandlerType.WORKFLOW:
-        keep = max(
-            keep,
+        return (
             info.workflow_completion_retention_ms
             if info
-            else defaults.workflow_completion_retention_ms,
+            else defaults.workflow_completion_retention_ms
         )
-    return keep
+    return None
+
+
+def key_expires_at(ctx: Ctx, row: InvocationRow) -> int | None:
+    """When the idempotency key of a completed invocation is forgotten (ms since the epoch)."""
+    if row.idempotency_key is None or row.completed_at is None:
+        return None
+    keep = key_retention_ms(ctx, row)
+    return None if keep is None else row.completed_at + keep
 
 
 def retain_or_purge(ctx: Ctx, row: InvocationRow) -> None:
-    keep = retention_ms(ctx, row)
+    """Keeps a completed invocation for its retention, then purges it.
+
+    An invocation with an idempotency key or a workflow key is kept exactly as long as the
+    key: its id is derived from the key, so a request after the key expired starts a new
+    invocation under the same id (Restate caps journal retention at that retention too).
+    Any other invocation is kept for the journal retention.
+    """
+    keep = key_retention_ms(ctx, row)
+    if keep is None:
+        info = handler_info(ctx, row)
+        keep = info.journal_retention_ms if info else ctx.registry.defaults.journal_retention_ms
     if keep <= 0:
         purge(ctx, row)
         return
     schedule(ctx, TimerRow(f"cleanup:{row.id}", ctx.now + keep, row.id, TimerKind.CLEANUP))
 
 
-def purge(ctx: Ctx, row: InvocationRow) -> None:
-    """Forgets a completed invocation: journal, idempotency key and, for a workflow run, its
-    state and promises."""
-    target = row.target
-    ctx.tx.delete_journal(row.id)
+def forget_keys(ctx: Ctx, row: InvocationRow) -> None:
+    """Releases the idempotency key or workflow key of `row` (if still its own): a new
+    request with the same key starts a new invocation. A workflow's state and promises go
+    with its key."""
+    t = row.target
     if row.idempotency_key is not None:
-        ctx.tx.delete_idempotency(target.service, target.key, target.handler, row.idempotency_key)
-    is_workflow_run = target.handler_type is HandlerType.WORKFLOW
-    if is_workflow_run and ctx.tx.get_workflow_run(target.service, target.key) == row.id:
-        ctx.tx.delete_workflow_run(target.service, target.key)
-        ctx.tx.clear_all_state(target.service, target.key)
-        ctx.tx.delete_promises(target.service, target.key)
+        if ctx.tx.get_idempotency(t.service, t.key, t.handler, row.idempotency_key) == row.id:
+            ctx.tx.delete_idempotency(t.service, t.key, t.handler, row.idempotency_key)
+    elif (
+        t.handler_type is HandlerType.WORKFLOW
+        and ctx.tx.get_workflow_run(t.service, t.key) == row.id
+    ):
+        ctx.tx.delete_workflow_run(t.service, t.key)
+        ctx.tx.clear_all_state(t.service, t.key)
+        ctx.tx.delete_promises(t.service, t.key)
+
+
+def purge(ctx: Ctx, row: InvocationRow) -> None:
+    """Forgets a completed invocation: journal, keys and, for a workflow run, its state and
+    promises."""
+    ctx.tx.delete_journal(row.id)
+    forget_keys(ctx, row)
     ctx.tx.delete_timer(f"cleanup:{row.id}")
     ctx.forget(row.id)
 

@@ -34,7 +34,7 @@ def error(ctx: Ctx, request_id: int, status: int, message: str) -> None:
 
 def wait_for_output(ctx: Ctx, request_id: int, row: InvocationRow) -> None:
     if row.status is S.COMPLETED and row.outcome is not None:
-        reply(ctx, request_id, Reply(ReplyKind.OUTPUT, row.id, row.outcome))
+        reply(ctx, request_id, lifecycle.output_reply(ctx, row))
         return
     ctx.ingress_waiters.setdefault(row.id, []).append(request_id)
 
@@ -100,7 +100,7 @@ def attach_requested(ctx: Ctx, ev: AttachRequested) -> None:
     if ev.wait:
         wait_for_output(ctx, ev.request_id, row)
     elif row.status is S.COMPLETED and row.outcome is not None:
-        reply(ctx, ev.request_id, Reply(ReplyKind.OUTPUT, row.id, row.outcome))
+        reply(ctx, ev.request_id, lifecycle.output_reply(ctx, row))
     else:
         reply(
             ctx,
