@@ -59,6 +59,11 @@ def refused(method: str, path: str, query: list[tuple[str, str]] | None = None) 
         ("PATCH", f"/invocations/{INV}/purge", OperateInvocation(INV, Operation.PURGE)),
         ("PATCH", f"/invocations/{INV}/pause", OperateInvocation(INV, Operation.PAUSE)),
         ("PATCH", f"/invocations/{INV}/resume", OperateInvocation(INV, Operation.RESUME)),
+        (
+            "PATCH",
+            f"/invocations/{INV}/restart-as-new",
+            OperateInvocation(INV, Operation.RESTART_AS_NEW),
+        ),
         ("DELETE", f"/invocations/{INV}", OperateInvocation(INV, Operation.CANCEL, True)),
     ],
 )
@@ -135,6 +140,8 @@ def test_not_yet_implemented_operations_say_so() -> None:
     assert refused("PATCH", "/services/Greeter").status == 501
     e = refused("PATCH", f"/invocations/{INV}/resume", [("deployment", DP)])
     assert e.status == 501
+    prefix = refused("PATCH", f"/invocations/{INV}/restart-as-new", [("from", "3")])
+    assert prefix.status == 501 and "?from" in prefix.message
     assert route(
         "PATCH", f"/invocations/{INV}/resume", [("deployment", "keep")]
     ) == OperateInvocation(INV, Operation.RESUME)

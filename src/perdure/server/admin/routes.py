@@ -250,6 +250,13 @@ def _invocations(method: str, parts: list[str], query: Sequence[tuple[str, str]]
                     "Resuming on another deployment is not supported yet.",
                     hint="Resume without ?deployment (the invocation keeps its deployment).",
                 )
+        if operation is Operation.RESTART_AS_NEW and _param(query, "from") not in (None, "", "0"):
+            raise PerdureError(
+                E.NOT_IMPLEMENTED,
+                "Restarting from a journal prefix (?from=N) is not supported yet.",
+                hint="Restart from the beginning (no ?from): the new invocation gets the same "
+                "input and headers.",
+            )
         return OperateInvocation(invocation_id, operation)
     raise E.route_not_found("/" + "/".join(parts), ROUTES)
 
