@@ -34,4 +34,4 @@ def test_the_sdk_page_runs_as_written(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, module.__name__, module)
     for line, code in blocks:
         compiled = compile(code, f"{PAGE}:{line}", "exec")
-        exec(compiled, module.__dict__)  # noqa: S102 - the page's own examples
+        exec(compiled, module.__dict__)  # the page's own examples
