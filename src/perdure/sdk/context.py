@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import abc
 import functools
-from collections.abc import Awaitable, Callable, Generator, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from random import Random
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 from uuid import UUID
 
+from perdure.sdk.futures import CallFuture, DurableFuture, DurablePromise, SendHandle
 from perdure.sdk.serde_protocol import Serde
 
 __all__ = [
@@ -101,76 +102,6 @@ class Request:
     idempotency_key: str | None = None
     scope: str | None = None
     limit_key: str | None = None
-
-
-class DurableFuture(Awaitable[T], abc.ABC):
-    """The result of a durable step: await it, or pass it to a combinator.
-
-    Awaiting twice returns the same result (or raises the same error) without waiting again.
-    """
-
-    @abc.abstractmethod
-    def is_completed(self) -> bool:
-        """True when the result is known: awaiting will not wait."""
-
-    @abc.abstractmethod
-    def __await__(self) -> Generator[Any, Any, T]: ...
-
-
-class CallFuture(DurableFuture[T]):
-    """The result of a call, plus the callee's invocation id."""
-
-    @abc.abstractmethod
-    async def invocation_id(self) -> str:
-        """The invocation id of the callee (known before its result)."""
-
-    @abc.abstractmethod
-    async def cancel_invocation(self) -> None:
-        """Cancel the callee: ``ctx.cancel_invocation(await f.invocation_id())``."""
-
-
-class SendHandle(abc.ABC):
-    """A one-way call that was sent."""
-
-    @abc.abstractmethod
-    async def invocation_id(self) -> str:
-        """The invocation id of the callee."""
-
-    @abc.abstractmethod
-    async def cancel_invocation(self) -> None:
-        """Cancel the callee."""
-
-
-class DurablePromise(Generic[T], abc.ABC):
-    """A workflow's named promise: resolved once, by any handler of the workflow.
-
-    Example::
-
-        approved = await ctx.promise("approval").value()        # in the run handler
-        await ctx.promise("approval").resolve(True)             # in a shared handler
-    """
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    @abc.abstractmethod
-    def value(self) -> DurableFuture[T]:
-        """The promise's value, once resolved (raises TerminalError if rejected)."""
-
-    @abc.abstractmethod
-    def peek(self) -> DurableFuture[T | None]:
-        """The value if already resolved, else None; never waits for resolution."""
-
-    @abc.abstractmethod
-    def resolve(self, value: T) -> DurableFuture[None]:
-        """Resolve the promise (fails with TerminalError if it already was)."""
-
-    @abc.abstractmethod
-    def reject(self, message: str, code: int = 500) -> DurableFuture[None]:
-        """Reject the promise: its awaiters get a TerminalError."""
-
-    def __await__(self) -> Generator[Any, Any, T]:
-        return self.value().__await__()
 
 
 class Context(abc.ABC):
@@ -345,6 +276,30 @@ class Context(abc.ABC):
             greeting = await ctx.service_call(greet, "Till")
         """
 
+    @overload
+    def service_send(
+        self,
+        target: Callable[[Any, In], Awaitable[Any]],
+        arg: In,
+        *,
+        key: str | None = None,
+        delay: timedelta | None = None,
+        idempotency_key: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> SendHandle: ...
+
+    @overload
+    def service_send(
+        self,
+        target: Callable[[Any], Awaitable[Any]] | tuple[str, str] | str,
+        arg: Any = None,
+        *,
+        key: str | None = None,
+        delay: timedelta | None = None,
+        idempotency_key: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> SendHandle: ...
+
     @abc.abstractmethod
     def service_send(
         self,
@@ -356,7 +311,14 @@ class Context(abc.ABC):
         idempotency_key: str | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> SendHandle:
-        """Call a handler without waiting for its result, after ``delay`` if given."""
+        """Call a handler without waiting for its result, after ``delay`` if given.
+
+        With a handler function as the target, type checkers check the input's type.
+
+        Example::
+
+            ctx.service_send(greet, "Ada", delay=timedelta(hours=1))
+        """
 
     @overload
     def object_call(
@@ -411,6 +373,30 @@ class Context(abc.ABC):
             target, arg, key=key, idempotency_key=idempotency_key, headers=headers
         )
 
+    @overload
+    def object_send(
+        self,
+        target: Callable[[Any, In], Awaitable[Any]],
+        key: str,
+        arg: In,
+        *,
+        delay: timedelta | None = None,
+        idempotency_key: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> SendHandle: ...
+
+    @overload
+    def object_send(
+        self,
+        target: Callable[[Any], Awaitable[Any]] | tuple[str, str] | str,
+        key: str,
+        arg: Any = None,
+        *,
+        delay: timedelta | None = None,
+        idempotency_key: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> SendHandle: ...
+
     def object_send(
         self,
         target: CallTarget,
@@ -421,7 +407,7 @@ class Context(abc.ABC):
         idempotency_key: str | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> SendHandle:
-        """Send to a virtual object's handler for ``key``."""
+        """Send to a virtual object's (or a workflow's) handler for ``key``."""
         return self.service_send(
             target, arg, key=key, delay=delay, idempotency_key=idempotency_key, headers=headers
         )

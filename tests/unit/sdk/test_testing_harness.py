@@ -90,3 +90,11 @@ def test_the_harness_needs_services() -> None:
         Harness([])
     with pytest.raises(ValueError, match="has no handlers"):
         Harness([perdure.Service("Empty")])
+
+
+def test_perdure_testing_exports_exactly_the_harness() -> None:
+    import perdure.testing
+
+    assert perdure.testing.__all__ == ["AsyncHarness", "Harness", "ServiceEndpoint"]
+    for name in perdure.testing.__all__:
+        assert getattr(perdure.testing, name) is not None
