@@ -69,6 +69,14 @@ def counter_adds_one_at_a_time(client: Client) -> None:
     for _ in range(20):
         target.add.send(1)
     wait_until(lambda: target.get() == 23, timeout=WAIT_SECONDS, what="the 20 adds")
+    # The same idempotency key twice: one add, the same answer both times.
+    assert target.add(10, idempotency_key="once") == 33
+    assert target.add(10, idempotency_key="once") == 33
+    assert target.get() == 33
+    # A delayed send through the typed proxy; its result is there to attach to.
+    scheduled = target.addLater(example("counter").Later(delta=7, delay_ms=100))
+    assert client.attach(scheduled) == 40
+    assert target.get() == 40
     target.reset()
     assert target.get() == 0
 
