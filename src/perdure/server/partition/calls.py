@@ -18,6 +18,11 @@ from perdure.server.storage.api import (
 )
 
 CANCEL_SIGNAL = termination.CANCEL_SIGNAL
+WORKFLOW_ALREADY_INVOKED = Failure(
+    409,
+    "the workflow's run handler was already invoked for this key; attach to it instead "
+    "(ctx.attach_invocation, or GET /restate/workflow/{name}/{key}/attach)",
+)
 
 
 def resolve_target(ctx: Ctx, service: str, handler: str, key: str) -> Target | Failure:
@@ -114,10 +119,36 @@ def call(ctx: Ctx, row: InvocationRow, msg: object) -> None:
         lifecycle.deliver(ctx, row, note)
         return
     waiter = Waiter(WaiterKind.CALL, row.id, msg.result_completion_id)
-    child_id = new_child(ctx, row, target, msg.parameter, _headers(msg), idem, None, waiter)
+    idem = _usable_key(target, idem)
+    existing = find_existing(ctx, target, idem)
+    child_id = (
+        existing.id
+        if existing is not None
+        else new_child(ctx, row, target, msg.parameter, _headers(msg), idem, None, waiter)
+    )
+    # The callee's id first, then (for a known callee) its result, as Restate orders them.
     lifecycle.deliver(
         ctx, row, wire.invocation_id_completion(msg.invocation_id_notification_idx, child_id)
     )
+    if existing is None:
+        return
+    if target.handler_type is HandlerType.WORKFLOW:
+        # A workflow key runs once: a second call of its run handler fails (Restate's
+        # WORKFLOW_ALREADY_INVOKED); a second send is a no-op.
+        note = wire.completion(
+            T.CALL_COMPLETION_NOTIFICATION,
+            msg.result_completion_id,
+            Outcome(failure=WORKFLOW_ALREADY_INVOKED),
+        )
+        lifecycle.deliver(ctx, row, note)
+        return
+    attach_waiter(ctx, existing, waiter)
+
+
+def _usable_key(target: Target, idempotency_key: str | None) -> str | None:
+    """A workflow's run ignores idempotency keys: its workflow key already is one (Restate
+    ignores it too, and its ingress refuses it)."""
+    return None if target.handler_type is HandlerType.WORKFLOW else idempotency_key
 
 
 def one_way_call(ctx: Ctx, row: InvocationRow, msg: object) -> None:
@@ -129,6 +160,7 @@ def one_way_call(ctx: Ctx, row: InvocationRow, msg: object) -> None:
         child_id = ctx.ids.invocation_id(Target(msg.service_name, msg.handler_name, msg.key), idem)
     else:
         when = int(msg.invoke_time) or None
+        idem = _usable_key(target, idem)
         child_id = new_child(ctx, row, target, msg.parameter, _headers(msg), idem, when, None)
     lifecycle.deliver(
         ctx, row, wire.invocation_id_completion(msg.invocation_id_notification_idx, child_id)
