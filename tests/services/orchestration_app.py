@@ -1,6 +1,6 @@
 """Orchestration test services written with the official `restate-sdk` (1.2.0), served by hypercorn.
 
-Run: python -m tests.services.orchestration_app --port 9080
+Run: python -m tests.services.orchestration_app --port 9080 [--mode request_response]
 Calls, sends, call ordering, awakeables, cancellation, kill, combinators, workflows and the
 scenario services (sign-up, DAG fan-out, approval gate, nightly job) used by
 tests/integration/orchestration. `ctx.run` executions are appended to the file named by the
@@ -502,20 +502,21 @@ SERVICES = [
 ]
 
 
-def make_app():  # type: ignore[no-untyped-def]
-    return restate.app(SERVICES)  # type: ignore[arg-type]
+def make_app(mode: str | None = None):  # type: ignore[no-untyped-def]
+    return restate.app(SERVICES, protocol=mode)  # type: ignore[arg-type]
 
 
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--mode", choices=["bidi", "request_response"], default=None)
     args = parser.parse_args()
     config = Config()
     config.bind = [f"127.0.0.1:{args.port}"]
     config.h2_max_concurrent_streams = 2**31 - 1
     config.keep_alive_timeout = 3600
     config.accesslog = None
-    await serve(make_app(), config)  # type: ignore[arg-type]
+    await serve(make_app(args.mode), config)  # type: ignore[arg-type]
 
 
 if __name__ == "__main__":

@@ -44,22 +44,36 @@ class Orchestra:
         return [ln for ln in self.ledger.read_text().split() if ln.startswith(prefix)]
 
 
-def start_orchestra(tmp: Path, env: dict[str, str] | None = None) -> Orchestra:
+def start_orchestra(tmp: Path, mode: str = "bidi") -> Orchestra:
+    """`mode` "request_response" serves the SDK over HTTP/1.1: it suspends at every await
+    that is not already resolved, so every wait goes through suspension and resumption."""
     ledger = tmp / "ledger.txt"
     ledger.touch()
     service = ServiceProcess(
-        "tests.services.orchestration_app", tmp / "service.log", env={"LEDGER": str(ledger)}
+        "tests.services.orchestration_app",
+        tmp / "service.log",
+        args=["--mode", mode],
+        env={"LEDGER": str(ledger)},
     ).start()
-    server = PerdureServer(
-        tmp / "data", tmp / "server.log", env={**FAST_RETRIES, **(env or {})}
-    ).start()
-    server.register(service.uri)
+    server = PerdureServer(tmp / "data", tmp / "server.log", env=FAST_RETRIES).start()
+    server.register(service.uri, use_http_11=mode == "request_response")
     return Orchestra(server, service, ledger)
 
 
 @pytest.fixture(scope="module")
 def orch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Orchestra]:
     found = start_orchestra(tmp_path_factory.mktemp("orch"))
+    yield found
+    found.server.stop()
+    found.service.stop()
+
+
+@pytest.fixture(scope="module", params=["bidi", "request_response"])
+def orch_both(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Orchestra]:
+    """The orchestra over HTTP/2 (bidirectional) and over HTTP/1.1 (always suspending)."""
+    found = start_orchestra(tmp_path_factory.mktemp(f"orch-{request.param}"), request.param)
     yield found
     found.server.stop()
     found.service.stop()

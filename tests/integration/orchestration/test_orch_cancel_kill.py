@@ -17,6 +17,12 @@ from tests.integration.orchestration.conftest import Orchestra
 pytestmark = pytest.mark.interop
 
 
+@pytest.fixture
+def orch(orch_both: Orchestra) -> Orchestra:
+    """Over HTTP/2 and over HTTP/1.1, where a blocked handler is really suspended."""
+    return orch_both
+
+
 def key() -> str:
     return uuid.uuid4().hex[:10]
 

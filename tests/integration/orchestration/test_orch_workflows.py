@@ -16,6 +16,13 @@ from tests.integration.orchestration.conftest import Orchestra
 pytestmark = pytest.mark.interop
 
 
+@pytest.fixture
+def orch(orch_both: Orchestra) -> Orchestra:
+    """Every test here runs over HTTP/2 and over HTTP/1.1, where the SDK suspends at each
+    await: combinators, promises and awakeables then resume from their stored future tree."""
+    return orch_both
+
+
 def key() -> str:
     return uuid.uuid4().hex[:10]
 
