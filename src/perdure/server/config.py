@@ -398,8 +398,8 @@ SETTINGS: tuple[Setting, ...] = (
         "inactivity_timeout_ms",
         "inactivity-timeout",
         "PERDURE_INACTIVITY_TIMEOUT",
-        _positive_duration,
-        "silence before an attempt is asked to suspend",
+        _duration,  # 0 is Restate's "always suspend" mode, used by its SDK test suite
+        "silence before an attempt is asked to suspend (0s: at once)",
     ),
     Setting(
         "abort_timeout_ms",
