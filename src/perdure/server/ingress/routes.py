@@ -511,6 +511,38 @@ def check_input(
             f"The handler {name} takes a JSON value, but the body is empty.",
             hint="Send a JSON value, for example -d '\"Ada\"' or -d 'null'.",
         )
+    if is_json and _is_json_type(content_type):
+        problem = _json_problem(body)
+        if problem is not None:
+            return PerdureError(
+                E.INPUT_REJECTED,
+                f"The handler {name} takes a JSON value, but the body is not JSON ({problem}).",
+                hint="Send a JSON value, for example -d '\"Ada\"' or -d '{\"n\": 1}'.",
+            )
+    return None
+
+
+def _is_json_type(content_type: str) -> bool:
+    """`application/json`, or any `+json` type (`application/problem+json`)."""
+    subtype = content_type.split(";", 1)[0].strip().lower().partition("/")[2]
+    return subtype == "json" or subtype.endswith("+json")
+
+
+def _json_problem(body: bytes) -> str | None:
+    """Why `body` is not one JSON value, or None when it is.
+
+    Restate hands such a body to the handler, whose SDK then fails the invocation; rejecting
+    it here answers 400 at once and stores nothing (DESIGN rule 6: bad input never lands).
+
+    >>> _json_problem(b'{"n": 1}') is None, _json_problem(b"{not json")
+    (True, 'line 1, column 2: expecting property name enclosed in double quotes')
+    """
+    try:
+        json.loads(body)
+    except UnicodeDecodeError:
+        return "it is not UTF-8 text"
+    except json.JSONDecodeError as exc:
+        return f"line {exc.lineno}, column {exc.colno}: {exc.msg[:1].lower()}{exc.msg[1:]}"
     return None
 
 

@@ -1,0 +1,102 @@
+"""Fixtures: real `perdure server` processes with the core services (tests/services/core_app.py).
+
+A server and a deployment are started once per module and configuration, to keep the suite
+quick; tests use fresh keys so they never see each other's objects. Tests that kill or restart
+a process get a pair of their own (`fresh`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from tests.helpers.processes import PerdureServer, ServiceProcess
+
+# Fast retries so failure scenarios finish in seconds (the defaults are Restate's: 500 ms x2).
+FAST_RETRIES = {"PERDURE_RETRY_INITIAL_INTERVAL": "50ms", "PERDURE_RETRY_MAX_INTERVAL": "200ms"}
+# Restate's "always suspending" test mode: the server closes its side of every stream at once,
+# so the SDK suspends at the first await whose result is not in the journal yet.
+ALWAYS_SUSPENDING = {"PERDURE_INACTIVITY_TIMEOUT": "0s"}
+
+
+def new_key() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+def idempotent() -> dict[str, str]:
+    """Headers of an idempotent call, as every sdk-test-suite request uses."""
+    return {"idempotency-key": str(uuid.uuid4())}
+
+
+@dataclass
+class Core:
+    """A running server with the core services registered."""
+
+    server: PerdureServer
+    service: ServiceProcess
+    tmp: Path
+
+    def post(self, path: str, body: Any = None, **kw: Any) -> httpx.Response:
+        return httpx.post(f"{self.server.ingress}/{path}", json=body, timeout=60, **kw)
+
+    def call(self, path: str, body: Any = None) -> Any:
+        """Calls `path` with an idempotency key and answers the JSON result (must be 200)."""
+        r = self.post(path, body, headers=idempotent())
+        assert r.status_code == 200, f"{path}: HTTP {r.status_code} {r.text}"
+        return r.json() if r.content else None
+
+    def admin(self, method: str, path: str, **kw: Any) -> httpx.Response:
+        return httpx.request(method, f"{self.server.admin}/{path}", timeout=30, **kw)
+
+    def invocations(self) -> list[dict[str, Any]]:
+        r = self.admin("GET", "invocations")
+        assert r.status_code == 200, r.text
+        body = r.json()
+        return list(body["invocations"] if isinstance(body, dict) else body)
+
+    def stop(self) -> None:
+        self.server.stop()
+        self.service.stop()
+
+
+def start_core(tmp: Path, env: dict[str, str] | None = None) -> Core:
+    service = ServiceProcess("tests.services.core_app", tmp / "service.log").start()
+    server = PerdureServer(
+        tmp / "data", tmp / "server.log", env={**FAST_RETRIES, **(env or {})}
+    ).start()
+    server.register(service.uri)
+    return Core(server, service, tmp)
+
+
+@pytest.fixture(scope="module")
+def core(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Core]:
+    found = start_core(tmp_path_factory.mktemp("core"))
+    yield found
+    found.stop()
+
+
+@pytest.fixture(scope="module")
+def suspending(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Core]:
+    """A server in always-suspending mode (inactivity timeout 0)."""
+    found = start_core(tmp_path_factory.mktemp("suspending"), ALWAYS_SUSPENDING)
+    yield found
+    found.stop()
+
+
+@pytest.fixture(params=["default", "always-suspending"], scope="module")
+def either(request: pytest.FixtureRequest, core: Core, suspending: Core) -> Core:
+    """Runs a test once on each server: sdk-test-suite's always-suspending scenarios."""
+    return core if request.param == "default" else suspending
+
+
+@pytest.fixture
+def fresh(tmp_path: Path) -> Iterator[Core]:
+    """A server and deployment of its own, for tests that kill or restart one of them."""
+    found = start_core(tmp_path)
+    yield found
+    found.stop()

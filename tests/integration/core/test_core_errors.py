@@ -1,0 +1,113 @@
+"""sdk-test-suite UserErrors and NonDeterminismErrors on `perdure server`.
+
+A terminal error reaches the caller with its message and metadata, also through a call and
+from a run, and is not retried; state written before it stays. Retryable errors are retried
+until the handler succeeds. A handler whose replay takes another branch is stopped (journal
+mismatch, 570) before it does anything the first attempt did not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from tests.helpers.processes import wait_until
+from tests.integration.core.conftest import ALWAYS_SUSPENDING, Core, idempotent, new_key, start_core
+
+pytestmark = pytest.mark.interop
+
+METADATA = {"key1": "value1", "key2": "value2"}
+
+
+def expect_error(core: Core, path: str, body: object) -> httpx.Response:
+    r = core.post(path, body, headers=idempotent())
+    assert r.status_code >= 400, f"{path}: expected an error, got {r.status_code} {r.text}"
+    return r
+
+
+@pytest.mark.parametrize(
+    "handler", ["terminallyFailingCall", "callTerminallyFailingCall", "terminallyFailingSideEffect"]
+)
+def test_terminal_error_reaches_the_caller(either: Core, handler: str) -> None:
+    message = f"{handler} failed on purpose"
+    for _ in range(3):  # the deployment stays healthy after a terminal failure
+        r = expect_error(either, f"Failing/{new_key()}/{handler}", {"errorMessage": message})
+        assert message in r.json()["message"]
+
+
+@pytest.mark.parametrize(
+    "handler", ["terminallyFailingCall", "callTerminallyFailingCall", "terminallyFailingSideEffect"]
+)
+def test_terminal_error_keeps_its_metadata(core: Core, handler: str) -> None:
+    message = f"{handler} failed with metadata"
+    for _ in range(3):
+        r = expect_error(
+            core, f"Failing/{new_key()}/{handler}", {"errorMessage": message, "metadata": METADATA}
+        )
+        body = r.json()
+        assert message in body["message"]
+        assert body.get("metadata", {}).items() >= METADATA.items(), body
+
+
+def test_terminal_error_is_not_retried(core: Core) -> None:
+    key = new_key()
+    r = expect_error(core, f"Failing/{key}/terminallyFailingSideEffect", {"errorMessage": "once"})
+    assert r.status_code == 500
+    assert core.call(f"Failing/{key}/sideEffectRuns") == 0  # the run counter is not bumped
+    [inv] = [i for i in core.invocations() if i["target"].startswith(f"Failing/{key}/terminally")]
+    assert inv["status"] == "completed"
+    detail = core.admin("GET", f"invocations/{inv['id']}").json()
+    assert detail.get("retry_count", 0) in (0, 1), detail
+
+
+def test_state_set_before_a_terminal_error_is_kept(either: Core) -> None:
+    key = f"my-failure-counter-{new_key()}"
+    r = expect_error(either, f"Counter/{key}/addThenFail", 1)
+    assert key in r.json()["message"]
+    assert either.call(f"Counter/{key}/get") == 1
+
+
+def test_retryable_errors_are_retried_until_success(either: Core) -> None:
+    assert either.call(f"Failing/{new_key()}/failingCallWithEventualSuccess") == 4
+
+
+# --- NonDeterminismErrors: always suspending, one attempt, then kill ----------------------------
+
+
+@pytest.fixture(scope="module")
+def strict(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Core]:
+    """sdk-test-suite's NonDeterminismErrors server: suspend at once, one attempt, then kill."""
+    env = {
+        **ALWAYS_SUSPENDING,
+        "PERDURE_RETRY_MAX_ATTEMPTS": "1",
+        "PERDURE_RETRY_ON_MAX_ATTEMPTS": "kill",
+        "PERDURE_RETRY_INITIAL_INTERVAL": "1ms",
+    }
+    found = start_core(Path(tmp_path_factory.mktemp("strict")), env)
+    yield found
+    found.stop()
+
+
+@pytest.mark.parametrize(
+    "handler",
+    [
+        "eitherSleepOrCall",
+        "callDifferentMethod",
+        "backgroundInvokeWithDifferentTargets",
+        "setDifferentKey",
+    ],
+)
+def test_a_replay_that_diverges_fails_and_does_nothing_more(strict: Core, handler: str) -> None:
+    key = f"{handler}-{new_key()}"
+    assert strict.call(f"Counter/{key}/add", 1) == {"oldValue": 0, "newValue": 1}
+
+    r = expect_error(strict, f"NonDeterministic/{key}/{handler}", None)
+    assert "570" in r.text or "mismatch" in r.text.lower() or r.status_code == 409, r.text
+
+    [inv] = [i for i in strict.invocations() if i["target"] == f"NonDeterministic/{key}/{handler}"]
+    assert inv["status"] == "completed"
+    # The increment after the divergence point never ran: the counter stays at 1.
+    wait_until(lambda: strict.call(f"Counter/{key}/get") == 1, what="counter still 1")
+    assert strict.call(f"Counter/{key}/get") == 1
