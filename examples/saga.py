@@ -1,9 +1,11 @@
 """A saga: book a trip step by step; if anything fails *or the booking is cancelled*, undo it.
 
-Each step that succeeded pushes its compensation. A terminal failure — including
-:class:`perdure.InvocationCancelledError`, which cancelling the invocation raises at the
-handler's current await — runs the compensations in reverse order, each as a durable step,
-then ends the invocation with the original error.
+Each step pushes its compensation *before* it runs: the step may take effect and still be
+interrupted before its result is journaled (a cancellation can land at that very await), so
+its undo must be on the list already — and undoing a step that never happened must be
+harmless. A terminal failure — including :class:`perdure.InvocationCancelledError`, which
+cancelling the invocation raises at the handler's current await — runs the compensations in
+reverse order, each as a durable step, then ends the invocation with the original error.
 
 Run it with ``perdure dev examples/saga.py``, then::
 
@@ -53,15 +55,17 @@ async def book(ctx: perdure.Context, request: TripRequest) -> list[str]:
     booked: list[str] = []
     tid = request.trip_id
     try:
-        booked.append(await ctx.run("book flight", record, "book flight", tid))
         compensations.append(lambda: ctx.run("cancel flight", record, "cancel flight", tid))
+        booked.append(await ctx.run("book flight", record, "book flight", tid))
 
-        booked.append(await ctx.run("book hotel", record, "book hotel", tid))
         compensations.append(lambda: ctx.run("cancel hotel", record, "cancel hotel", tid))
+        booked.append(await ctx.run("book hotel", record, "book hotel", tid))
 
-        # Hold the payment for a while; cancelling the invocation now lands right here.
+        # Hold the payment for a while; a cancellation now lands here (or at the await above).
         await ctx.sleep(timedelta(milliseconds=request.hold_payment_ms))
 
+        # A car that could not be rented needs no return: its step failed for good, so its
+        # compensation is pushed only once it succeeded.
         booked.append(await ctx.run("book car", rent_car, tid, request.car_unavailable))
         compensations.append(lambda: ctx.run("return car", record, "return car", tid))
         return booked
