@@ -338,6 +338,18 @@ async def awakeable_id(ctx: ObjectSharedContext, name: str) -> str | None:
     return await ctx.get(name, type_hint=str)
 
 
+steps = restate.Service("Steps")
+
+
+@steps.handler()
+async def three(ctx: Context, tag: str) -> int:
+    """Three journaled steps, each writing `steps:<tag>:<i>` to the ledger when it runs."""
+    total = 0
+    for i in range(3):
+        total += await ctx.run_typed(f"step-{i}", lambda i=i: ledger(f"steps:{tag}:{i}") or i)
+    return total
+
+
 # --- Named signals and idempotency retention ------------------------------------------------
 
 signals = restate.Service("Signals")
@@ -494,6 +506,7 @@ SERVICES = [
     combinators,
     signals,
     short_memory,
+    steps,
     block_and_wait,
     signup,
     approval,

@@ -199,6 +199,19 @@ def test_restart_as_new_runs_the_same_input_under_a_new_id(orch: Orchestra) -> N
     assert r.status_code == 422, r.text  # workflows cannot be restarted
 
 
+def test_restart_as_new_from_a_prefix_reruns_only_the_steps_after_it(orch: Orchestra) -> None:
+    tag = key()
+    old = orch.post("Steps/three", tag).headers["x-restate-id"]
+    journal = orch.admin("GET", f"invocations/{old}").json()["journal"]
+    runs = [e["index"] for e in journal if e["type"] == "run_command"]
+    r = orch.admin("PATCH", f"invocations/{old}/restart-as-new?from={runs[2] - 1}")
+    assert r.status_code == 200, r.text
+    new = r.json()["new_invocation_id"]
+    assert orch.get(f"restate/invocation/{new}/attach").json() == 3
+    ran = orch.lines(f"steps:{tag}")
+    assert sorted(ran) == [f"steps:{tag}:0", f"steps:{tag}:1", f"steps:{tag}:2", f"steps:{tag}:2"]
+
+
 def test_paused_invocation_resumes_on_request(orch: Orchestra) -> None:
     k = key()
     sent = orch.post(f"Combinators/{k}/gatherAll/send", 1).json()["invocationId"]

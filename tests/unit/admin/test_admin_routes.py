@@ -140,8 +140,12 @@ def test_not_yet_implemented_operations_say_so() -> None:
     assert refused("PATCH", "/services/Greeter").status == 501
     e = refused("PATCH", f"/invocations/{INV}/resume", [("deployment", DP)])
     assert e.status == 501
-    prefix = refused("PATCH", f"/invocations/{INV}/restart-as-new", [("from", "3")])
-    assert prefix.status == 501 and "?from" in prefix.message
+    chosen = refused("PATCH", f"/invocations/{INV}/restart-as-new", [("deployment", DP)])
+    assert chosen.status == 501
+    assert refused("PATCH", f"/invocations/{INV}/restart-as-new", [("from", "x")]).status == 400
+    assert route(
+        "PATCH", f"/invocations/{INV}/restart-as-new", [("from", "3"), ("deployment", "keep")]
+    ) == OperateInvocation(INV, Operation.RESTART_AS_NEW, from_index=3, keep_deployment=True)
     assert route(
         "PATCH", f"/invocations/{INV}/resume", [("deployment", "keep")]
     ) == OperateInvocation(INV, Operation.RESUME)

@@ -270,7 +270,13 @@ class AdminApp:
         `partition/operations.py`); the deprecated DELETE form always answers 202."""
 
         def make(request_id: int) -> Event:
-            return OperatorRequested(request_id, route.invocation_id, route.operation)
+            return OperatorRequested(
+                request_id,
+                route.invocation_id,
+                route.operation,
+                from_index=route.from_index,
+                keep_deployment=route.keep_deployment,
+            )
 
         reply = await self._driver.request(make)
         if reply.kind is ReplyKind.ERROR:

@@ -92,6 +92,8 @@ class OperateInvocation:
     invocation_id: str
     operation: Operation
     via_delete: bool = False  # the deprecated DELETE /invocations/{id}?mode=... (answers 202)
+    from_index: int = 0  # restart-as-new: copy the journal up to this entry (?from=N)
+    keep_deployment: bool = False  # restart-as-new: ?deployment=keep
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,15 +252,30 @@ def _invocations(method: str, parts: list[str], query: Sequence[tuple[str, str]]
                     "Resuming on another deployment is not supported yet.",
                     hint="Resume without ?deployment (the invocation keeps its deployment).",
                 )
-        if operation is Operation.RESTART_AS_NEW and _param(query, "from") not in (None, "", "0"):
-            raise PerdureError(
-                E.NOT_IMPLEMENTED,
-                "Restarting from a journal prefix (?from=N) is not supported yet.",
-                hint="Restart from the beginning (no ?from): the new invocation gets the same "
-                "input and headers.",
-            )
+        if operation is Operation.RESTART_AS_NEW:
+            return _restart(invocation_id, query)
         return OperateInvocation(invocation_id, operation)
     raise E.route_not_found("/" + "/".join(parts), ROUTES)
+
+
+def _restart(invocation_id: str, query: Sequence[tuple[str, str]]) -> OperateInvocation:
+    """?from=N (an entry index, default 0) and ?deployment=keep|latest (default latest)."""
+    raw_from = _param(query, "from") or "0"
+    if not raw_from.isdigit():
+        raise _bad_param("from", raw_from, "use a journal entry index: 0, 1, 2, ...")
+    deployment = (_param(query, "deployment") or "latest").lower()
+    if deployment not in ("keep", "latest"):
+        raise PerdureError(
+            E.NOT_IMPLEMENTED,
+            "Restarting on a chosen deployment is not supported yet.",
+            hint="Use ?deployment=keep (the pinned one) or ?deployment=latest.",
+        )
+    return OperateInvocation(
+        invocation_id,
+        Operation.RESTART_AS_NEW,
+        from_index=int(raw_from),
+        keep_deployment=deployment == "keep",
+    )
 
 
 def _filter(query: Sequence[tuple[str, str]]) -> InvocationFilter:

@@ -106,6 +106,9 @@ class OperatorRequested:
     request_id: int
     invocation_id: str
     operation: Operation
+    # restart-as-new only: copy the journal up to this entry; keep the pinned deployment.
+    from_index: int = 0
+    keep_deployment: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,7 @@
                    already paused (200)
     resume         paused, suspended, backing off: now (200);     not started (425),
                    running: nothing to do (200)                   completed (409)
-    restart-as-new completed, not a workflow run (200, new id)    see termination.restart_as_new
+    restart-as-new completed, not a workflow run (200, new id)    see restart.py
 
 These follow restate crates/admin/src/rest_api/invocations.rs and the partition's manual
 pause/resume/cancel/kill commands.
@@ -16,10 +16,10 @@ pause/resume/cancel/kill commands.
 
 from __future__ import annotations
 
-from perdure.server.partition import lifecycle, termination
+from perdure.server.partition import lifecycle, restart, termination
 from perdure.server.partition.context import Ctx
 from perdure.server.partition.effects import AbortAttempt
-from perdure.server.partition.events import Operation
+from perdure.server.partition.events import Operation, OperatorRequested
 from perdure.server.storage.api import Failure, InvocationRow, InvocationStatus
 
 S = InvocationStatus
@@ -28,8 +28,8 @@ S = InvocationStatus
 Result = tuple[int, str] | Failure
 
 
-def operate(ctx: Ctx, row: InvocationRow, operation: Operation) -> Result:
-    return _OPERATIONS[operation](ctx, row)
+def operate(ctx: Ctx, row: InvocationRow, ev: OperatorRequested) -> Result:
+    return _OPERATIONS[ev.operation](ctx, row, ev)
 
 
 def _completed(row: InvocationRow, verb: str) -> Failure:
@@ -40,20 +40,20 @@ def _completed(row: InvocationRow, verb: str) -> Failure:
     )
 
 
-def _cancel(ctx: Ctx, row: InvocationRow) -> Result:
+def _cancel(ctx: Ctx, row: InvocationRow, ev: OperatorRequested) -> Result:
     if row.status is S.COMPLETED:
         return _completed(row, "cancelled")
     return (200 if termination.cancel(ctx, row) else 202), row.id
 
 
-def _kill(ctx: Ctx, row: InvocationRow) -> Result:
+def _kill(ctx: Ctx, row: InvocationRow, ev: OperatorRequested) -> Result:
     if row.status is S.COMPLETED:
         return _completed(row, "killed")
     termination.kill(ctx, row)
     return 200, row.id
 
 
-def _purge(ctx: Ctx, row: InvocationRow) -> Result:
+def _purge(ctx: Ctx, row: InvocationRow, ev: OperatorRequested) -> Result:
     if row.status is not S.COMPLETED:
         return Failure(
             409,
@@ -64,7 +64,7 @@ def _purge(ctx: Ctx, row: InvocationRow) -> Result:
     return 200, row.id
 
 
-def _pause(ctx: Ctx, row: InvocationRow) -> Result:
+def _pause(ctx: Ctx, row: InvocationRow, ev: OperatorRequested) -> Result:
     if row.status is S.PAUSED:
         return 200, row.id
     if row.status not in (S.RUNNING, S.SUSPENDED, S.BACKING_OFF):
@@ -80,7 +80,7 @@ def _pause(ctx: Ctx, row: InvocationRow) -> Result:
     return 202, row.id
 
 
-def _resume(ctx: Ctx, row: InvocationRow) -> Result:
+def _resume(ctx: Ctx, row: InvocationRow, ev: OperatorRequested) -> Result:
     if row.status is S.COMPLETED:
         return _completed(row, "resumed")
     if row.status in termination.NOT_STARTED:
@@ -95,10 +95,10 @@ def _resume(ctx: Ctx, row: InvocationRow) -> Result:
     return 200, row.id
 
 
-def _restart_as_new(ctx: Ctx, row: InvocationRow) -> Result:
+def _restart_as_new(ctx: Ctx, row: InvocationRow, ev: OperatorRequested) -> Result:
     try:
-        return 200, termination.restart_as_new(ctx, row)
-    except termination.RestartRefused as refused:
+        return 200, restart.restart_as_new(ctx, row, ev.from_index, ev.keep_deployment)
+    except restart.RestartRefused as refused:
         return Failure(refused.status, str(refused))
 
 

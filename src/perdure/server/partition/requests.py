@@ -128,7 +128,7 @@ def operator_requested(ctx: Ctx, ev: OperatorRequested) -> None:
     if row is None:
         error(ctx, ev.request_id, 404, f"invocation {ev.invocation_id} not found")
         return
-    outcome = operations.operate(ctx, row, ev.operation)
+    outcome = operations.operate(ctx, row, ev)
     if isinstance(outcome, Failure):
         error(ctx, ev.request_id, outcome.code, outcome.message)
         return

@@ -1,4 +1,4 @@
-"""Ending invocations early, and starting them over: cancel, kill, restart-as-new.
+"""Ending invocations early: cancel and kill.
 
 Cancel is cooperative: an invocation that has started gets the built-in CANCEL signal in its
 journal and its handler sees a cancellation error it may catch to compensate; the SDK then
@@ -24,7 +24,6 @@ from perdure.server.partition.context import Ctx
 from perdure.server.partition.futures import CANCEL_SIGNAL_KEY
 from perdure.server.storage.api import (
     Failure,
-    HandlerType,
     InvocationRow,
     InvocationStatus,
     Outcome,
@@ -122,54 +121,3 @@ def pending_callees(ctx: Ctx, row: InvocationRow) -> list[str]:
         if callee is not None:
             callees.append(callee)
     return callees
-
-
-# --- restart as new ------------------------------------------------------------------------------
-
-
-class RestartRefused(Exception):
-    """Restart-as-new is not possible; `status` and the message say why (Restate's codes)."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-def restart_as_new(ctx: Ctx, row: InvocationRow) -> str:
-    """Starts a new invocation of `row`'s handler with its input and headers; returns its id.
-
-    Only a completed invocation can be restarted, and not a workflow's run (its key has run
-    already). The new invocation has no idempotency key and nobody waiting for it.
-    """
-    if row.status in NOT_STARTED:
-        raise RestartRefused(425, f"invocation {row.id} has not started yet ({row.status.value})")
-    if row.status is not S.COMPLETED:
-        raise RestartRefused(
-            409,
-            f"invocation {row.id} is still {row.status.value}; only a completed invocation can "
-            "be restarted (cancel or kill it first)",
-        )
-    if row.target.handler_type is HandlerType.WORKFLOW:
-        raise RestartRefused(
-            422,
-            f"invocation {row.id} is a workflow run, and a workflow runs once per key; start "
-            "the workflow under a new key instead",
-        )
-    journal = ctx.tx.read_journal(row.id, 0)
-    if not journal or journal[0].message_type != T.INPUT_COMMAND:
-        raise RestartRefused(
-            410, f"the input of invocation {row.id} is no longer stored, so it cannot be rerun"
-        )
-    given = pb.InputCommandMessage()
-    given.ParseFromString(journal[0].payload)
-    new = InvocationRow(
-        id=ctx.ids.invocation_id(row.target, None),
-        target=row.target,
-        status=S.READY,
-        created_at=ctx.now,
-        modified_at=ctx.now,
-        headers=tuple((h.key, h.value) for h in given.headers),
-        random_seed=ctx.ids.random_seed(),
-    )
-    lifecycle.accept(ctx, new, given.value.content)
-    return new.id
