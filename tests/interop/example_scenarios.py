@@ -23,6 +23,7 @@ import pytest
 from tests.helpers.processes import ROOT, wait_until
 
 from perdure.client import Client, ClientError, InvocationFailedError
+from perdure.testing import ServiceEndpoint
 
 EXAMPLES = ROOT / "examples"
 #: Examples served in the default mode (BIDI_STREAM over HTTP/2).
@@ -50,6 +51,29 @@ def example(name: str) -> ModuleType:
 
 def services_of(names: tuple[str, ...]) -> list[Any]:
     return [definition for name in names for definition in example(name).services]
+
+
+class RestartableEndpoint:
+    """A :class:`ServiceEndpoint` that can be stopped and started again on the same port,
+    as a redeployed service would be."""
+
+    def __init__(self, names: tuple[str, ...], **options: Any) -> None:
+        self._services = services_of(names)
+        self._options = options
+        self._current = ServiceEndpoint(self._services, **options).__enter__()
+        self.port = self._current.port
+
+    @property
+    def uri(self) -> str:
+        return self._current.uri
+
+    def restart(self) -> None:
+        self._current.__exit__(None, None, None)
+        self._current = ServiceEndpoint(self._services, port=self.port, **self._options)
+        self._current.__enter__()
+
+    def close(self) -> None:
+        self._current.__exit__(None, None, None)
 
 
 def _key(prefix: str) -> str:
@@ -111,6 +135,25 @@ def signup_waits_for_the_click(client: Client) -> None:
     with pytest.raises(ClientError):
         flow.click("again")
     assert flow.attach() is True
+
+
+def signup_survives_an_endpoint_restart(client: Client, restart: Callable[[], None]) -> None:
+    """The endpoint goes away while the workflow waits; the new one replays, re-runs nothing."""
+    signup = example("signup")
+    email = f"{_key('restart')}@example.com"
+    flow = client.workflow(signup.signup, email)
+    flow.submit(signup.NewUser("Bo", email))
+    wait_until(
+        lambda: flow.getStatus() == "waiting for click",
+        timeout=WAIT_SECONDS,
+        what="the sign-up to wait for the click",
+    )
+    restart()
+    flow.click(next(mail.link_secret for mail in signup.outbox if mail.to == email))
+    assert flow.attach() is True
+    # Replayed from the journal: the same secret (ctx.uuid), and no second e-mail.
+    assert [mail.to for mail in signup.outbox].count(email) == 1
+    assert signup.users[email].startswith("user-")
 
 
 def dag_gathers_each_wave(client: Client) -> None:

@@ -15,8 +15,10 @@ from tests.interop.example_scenarios import (
     BIDI_EXAMPLES,
     REQUEST_RESPONSE_EXAMPLES,
     SCENARIOS,
+    RestartableEndpoint,
     Scenario,
     services_of,
+    signup_survives_an_endpoint_restart,
 )
 
 from perdure.client import Client
@@ -41,14 +43,20 @@ def perdure_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Perdure
 
 
 @pytest.fixture(scope="module")
-def client(perdure_server: PerdureServer) -> Iterator[Client]:
-    with (
-        ServiceEndpoint(services_of(BIDI_EXAMPLES)) as bidi,
-        ServiceEndpoint(
-            services_of(REQUEST_RESPONSE_EXAMPLES), protocol_mode="request_response"
-        ) as request_response,
-    ):
-        perdure_server.register(bidi.uri, force=True)
+def bidi(perdure_server: PerdureServer) -> Iterator[RestartableEndpoint]:
+    endpoint = RestartableEndpoint(BIDI_EXAMPLES)
+    try:
+        perdure_server.register(endpoint.uri, force=True)
+        yield endpoint
+    finally:
+        endpoint.close()
+
+
+@pytest.fixture(scope="module")
+def client(perdure_server: PerdureServer, bidi: RestartableEndpoint) -> Iterator[Client]:
+    with ServiceEndpoint(
+        services_of(REQUEST_RESPONSE_EXAMPLES), protocol_mode="request_response"
+    ) as request_response:
         perdure_server.register(request_response.uri, force=True, use_http_11=True)
         with Client(perdure_server.ingress, admin_url=perdure_server.admin, timeout=60) as client:
             yield client
@@ -66,3 +74,9 @@ def _cases() -> list[object]:
 @pytest.mark.parametrize("scenario", _cases())
 def test_example_on_perdure(client: Client, scenario: Scenario) -> None:
     scenario(client)
+
+
+def test_a_workflow_survives_an_endpoint_restart_on_perdure(
+    client: Client, bidi: RestartableEndpoint
+) -> None:
+    signup_survives_an_endpoint_restart(client, bidi.restart)

@@ -16,8 +16,10 @@ from tests.interop.example_scenarios import (
     BIDI_EXAMPLES,
     REQUEST_RESPONSE_EXAMPLES,
     SCENARIOS,
+    RestartableEndpoint,
     Scenario,
     services_of,
+    signup_survives_an_endpoint_restart,
 )
 
 from perdure.client import Client
@@ -36,14 +38,20 @@ def restate(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RestateServer]
 
 
 @pytest.fixture(scope="module")
-def client(restate: RestateServer) -> Iterator[Client]:
-    with (
-        ServiceEndpoint(services_of(BIDI_EXAMPLES)) as bidi,
-        ServiceEndpoint(
-            services_of(REQUEST_RESPONSE_EXAMPLES), protocol_mode="request_response"
-        ) as request_response,
-    ):
-        restate.register(bidi.uri)
+def bidi(restate: RestateServer) -> Iterator[RestartableEndpoint]:
+    endpoint = RestartableEndpoint(BIDI_EXAMPLES)
+    try:
+        restate.register(endpoint.uri)
+        yield endpoint
+    finally:
+        endpoint.close()
+
+
+@pytest.fixture(scope="module")
+def client(restate: RestateServer, bidi: RestartableEndpoint) -> Iterator[Client]:
+    with ServiceEndpoint(
+        services_of(REQUEST_RESPONSE_EXAMPLES), protocol_mode="request_response"
+    ) as request_response:
         restate.register(request_response.uri, use_http_11=True)
         with Client(restate.ingress, admin_url=restate.admin, timeout=60) as client:
             yield client
@@ -52,3 +60,9 @@ def client(restate: RestateServer) -> Iterator[Client]:
 @pytest.mark.parametrize("scenario", SCENARIOS.values(), ids=SCENARIOS.keys())
 def test_example_on_restate(client: Client, scenario: Scenario) -> None:
     scenario(client)
+
+
+def test_a_workflow_survives_an_endpoint_restart_on_restate(
+    client: Client, bidi: RestartableEndpoint
+) -> None:
+    signup_survives_an_endpoint_restart(client, bidi.restart)

@@ -113,6 +113,7 @@ class Endpoint:
         self._verifier = IdentityVerifier(identity_keys)
         self._runtime = runtime
         self._specs: dict[tuple[str, str], Any] = {}
+        self._attempts: set[_Attempt] = set()
         self._server_header = (b"x-restate-server", f"{SDK_NAME}/{_sdk_version()}".encode())
 
     def __repr__(self) -> str:
@@ -201,13 +202,37 @@ class Endpoint:
             }
         )
         attempt = _Attempt(receive, send)
-        await attempt.run(
-            runtime,
-            self._spec(handler),
-            protocol_version=int(version),
-            request_response=request_response,
-            headers=list(headers.items()),
-        )
+        self._attempts.add(attempt)
+        try:
+            await attempt.run(
+                runtime,
+                self._spec(handler),
+                protocol_version=int(version),
+                request_response=request_response,
+                headers=list(headers.items()),
+            )
+        finally:
+            self._attempts.discard(attempt)
+
+    def cut_attempts(self) -> int:
+        """End every running attempt now, closing its stream; returns how many there were.
+
+        For shutting down: the server sees each stream end early and retries the attempt
+        from its journal (on this endpoint's successor), so nothing is lost. Call it from
+        the loop that serves the endpoint.
+
+        Example::
+
+            loop.call_later(10.0, endpoint.cut_attempts)   # after a grace period
+        """
+        attempts = list(self._attempts)
+        for attempt in attempts:
+            attempt.cut()
+        if attempts:
+            logger.info(
+                "shutting down: cut %d running attempt(s); the server retries them", len(attempts)
+            )
+        return len(attempts)
 
     def _spec(self, handler: Handler) -> Any:
         key = (handler.service_name, handler.name)
@@ -402,34 +427,47 @@ class _Attempt:
         self._input_complete = asyncio.Event()
         self._input_read = False
         self._gone = asyncio.Event()
+        self._cut = asyncio.Event()
+
+    def cut(self) -> None:
+        """Stop the attempt and end our side of the stream (the endpoint is shutting down)."""
+        self._cut.set()
 
     async def run(self, runtime: Runtime, spec: Any, **options: Any) -> None:
         where = f"{spec.service_name}/{spec.handler_name}"
         reader = asyncio.create_task(self._read_request())
         gone = asyncio.create_task(self._gone.wait())
+        cut = asyncio.create_task(self._cut.wait())
         task: asyncio.Task[None] | None = None
         try:
             if options["request_response"]:
                 # REQUEST_RESPONSE: the server sends all it has, then waits for our answer.
                 complete = asyncio.create_task(self._input_complete.wait())
-                await asyncio.wait({complete, gone}, return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait({complete, gone, cut}, return_when=asyncio.FIRST_COMPLETED)
                 complete.cancel()
-                if self._gone.is_set():
+                if self._gone.is_set() or self._cut.is_set():
+                    await self._end_output()
                     return
             task = asyncio.create_task(
                 runtime(spec, receive=self.read, send=self.write, **options),
                 name=f"perdure invocation {where}",
             )
-            await asyncio.wait({task, gone}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({task, gone, cut}, return_when=asyncio.FIRST_COMPLETED)
             if not task.done():
-                logger.info("%s: the server went away; attempt cancelled", where)
+                if self._cut.is_set():
+                    logger.info("%s: attempt cut short by the shutdown", where)
+                    task.cancel()
+                    await asyncio.gather(task, return_exceptions=True)
+                    await self._end_output()
+                else:
+                    logger.info("%s: the server went away; attempt cancelled", where)
                 return
             exc = task.exception()
             if exc is not None:
                 logger.error("%s: the invocation runtime failed", where, exc_info=exc)
             await self._close_output()
         finally:
-            pending = [t for t in (task, gone, reader) if t is not None]
+            pending = [t for t in (task, gone, cut, reader) if t is not None]
             for t in pending:
                 t.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
@@ -469,6 +507,15 @@ class _Attempt:
         try:
             await self._send({"type": "http.response.body", "body": data, "more_body": True})
         except Exception:  # the ASGI server's way of saying the peer left differs per server
+            self._gone.set()
+
+    async def _end_output(self) -> None:
+        """End our stream at once, without waiting for the server to end its side."""
+        if self._gone.is_set():
+            return
+        try:
+            await self._send({"type": "http.response.body", "body": b"", "more_body": False})
+        except Exception:  # the peer left already
             self._gone.set()
 
     async def _close_output(self) -> None:

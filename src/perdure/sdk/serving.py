@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
@@ -20,6 +21,9 @@ KEEP_ALIVE_SECONDS = 24 * 3600
 # On SIGTERM, give running attempts this long to finish before their streams are cut; an
 # attempt cut short is retried by the server from its journal, so nothing is lost.
 GRACEFUL_SHUTDOWN_SECONDS = 10.0
+# The endpoint cuts the attempts left at the end of the grace period; hypercorn's own deadline
+# is this much later, so it only ever sees streams that already ended.
+CUT_MARGIN_SECONDS = 2.0
 
 
 def _as_app(
@@ -39,7 +43,7 @@ def _as_app(
     return app(list(app_or_services), protocol_mode=protocol_mode, identity_keys=identity_keys)
 
 
-def _config(host: str, port: int) -> Any:
+def _config(host: str, port: int, graceful_shutdown_seconds: float) -> Any:
     from hypercorn.config import Config
 
     config = Config()
@@ -48,7 +52,7 @@ def _config(host: str, port: int) -> Any:
     config.h2_max_concurrent_streams = MAX_STREAMS_PER_CONNECTION
     config.keep_alive_max_requests = MAX_STREAMS_PER_CONNECTION
     config.keep_alive_timeout = KEEP_ALIVE_SECONDS
-    config.graceful_timeout = GRACEFUL_SHUTDOWN_SECONDS
+    config.graceful_timeout = graceful_shutdown_seconds
     return config
 
 
@@ -60,8 +64,12 @@ async def serve_async(
     protocol_mode: ProtocolModeName | None = None,
     identity_keys: Sequence[str] = (),
     shutdown_trigger: Callable[[], Awaitable[Any]] | None = None,
+    graceful_shutdown_seconds: float = GRACEFUL_SHUTDOWN_SECONDS,
 ) -> None:
     """Serve until ``shutdown_trigger`` returns (by default: until SIGINT or SIGTERM).
+
+    At shutdown, running attempts get ``graceful_shutdown_seconds`` to finish; the server
+    retries the ones cut short from their journal.
 
     Example::
 
@@ -70,9 +78,46 @@ async def serve_async(
     from hypercorn.asyncio import serve as hypercorn_serve
 
     application = _as_app(app_or_services, protocol_mode, identity_keys)
-    await hypercorn_serve(
-        application, _config(host, port), shutdown_trigger=shutdown_trigger, mode="asgi"
-    )
+    trigger = shutdown_trigger or _until_signalled
+    cut: list[asyncio.TimerHandle] = []
+
+    async def shutdown() -> None:
+        await trigger()
+        # Attempts still running when the grace period ends are cut by the endpoint itself,
+        # which closes their streams cleanly; hypercorn's own deadline comes a little later
+        # (its forced shutdown of open streams leaves tasks of its own behind).
+        if isinstance(application, Endpoint):
+            loop = asyncio.get_running_loop()
+            cut.append(loop.call_later(graceful_shutdown_seconds, application.cut_attempts))
+
+    try:
+        await hypercorn_serve(
+            application,
+            _config(host, port, graceful_shutdown_seconds + CUT_MARGIN_SECONDS),
+            shutdown_trigger=shutdown,
+            mode="asgi",
+        )
+    finally:
+        for handle in cut:
+            handle.cancel()
+
+
+async def _until_signalled() -> None:
+    """Return on SIGINT or SIGTERM (what hypercorn waits for when given no trigger)."""
+    loop = asyncio.get_running_loop()
+    signalled = asyncio.Event()
+    installed: list[signal.Signals] = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, signalled.set)
+            installed.append(sig)
+        except (NotImplementedError, RuntimeError, ValueError):
+            pass  # not the main thread, or no signals here: only a trigger can stop us
+    try:
+        await signalled.wait()
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
 
 
 def serve(

@@ -21,10 +21,11 @@ Example::
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 import tempfile
 import threading
-from collections.abc import Awaitable, Coroutine, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from concurrent.futures import Future
 from pathlib import Path
 from types import TracebackType
@@ -38,11 +39,16 @@ __all__ = ["AsyncHarness", "Harness", "ServiceEndpoint"]
 
 T = TypeVar("T")
 
+logger = logging.getLogger("perdure.testing")
+
 # Tests want failures retried fast, not Restate's production pace (500 ms, doubling to 1 min).
 RETRY_INITIAL_INTERVAL = "50ms"
 RETRY_MAX_INTERVAL = "500ms"
 # How long to wait for the services' port to accept connections before giving up.
 START_TIMEOUT_SECONDS = 20.0
+# At the end of a test, attempts still running get this long before their streams are cut:
+# the server keeps their journals and retries them, so a test need not wait for them.
+SHUTDOWN_GRACE_SECONDS = 1.0
 
 
 def _free_port() -> int:
@@ -79,8 +85,10 @@ class _Endpoint:
         protocol_mode: ProtocolModeName | None,
         identity_keys: Sequence[str],
         port: int | None,
+        shutdown_grace: float = SHUTDOWN_GRACE_SECONDS,
     ) -> None:
         self.services = services
+        self.shutdown_grace = shutdown_grace
         self.protocol_mode = protocol_mode
         self.identity_keys = identity_keys
         self.port = port or _free_port()
@@ -102,6 +110,7 @@ class _Endpoint:
                 protocol_mode=self.protocol_mode,
                 identity_keys=self.identity_keys,
                 shutdown_trigger=self._stop.wait,
+                graceful_shutdown_seconds=self.shutdown_grace,
             ),
             name=f"perdure test endpoint :{self.port}",
         )
@@ -111,7 +120,13 @@ class _Endpoint:
         if self._stop is None or self._task is None:
             return
         self._stop.set()
-        await self._task
+        task, self._task = self._task, None
+        try:
+            await task
+        except Exception as exc:
+            # hypercorn can trip over its own task group when the grace period ends with
+            # streams still open; the endpoint is down either way, which is what was asked.
+            logger.debug("the endpoint on port %d stopped with %r", self.port, exc)
 
 
 class _Stack:
@@ -287,7 +302,7 @@ class _Threaded:
         self._name = name
         self._thread: _LoopThread | None = None
 
-    def _start(self, start: Awaitable[None]) -> None:
+    def _start(self, start: Callable[[], Awaitable[None]]) -> None:
         self._thread = _LoopThread(self._name)
         try:
             self._thread.run(_awaited(start))
@@ -296,9 +311,9 @@ class _Threaded:
             self._thread = None
             raise
 
-    def _stop(self, stop: Awaitable[None]) -> None:
+    def _stop(self, stop: Callable[[], Awaitable[None]]) -> None:
         if self._thread is None:
-            return
+            return  # never started, or stopped already
         try:
             self._thread.run(_awaited(stop))
         finally:
@@ -306,8 +321,8 @@ class _Threaded:
             self._thread = None
 
 
-async def _awaited(awaitable: Awaitable[None]) -> None:
-    await awaitable
+async def _awaited(make: Callable[[], Awaitable[None]]) -> None:
+    await make()
 
 
 class Harness(_Threaded):
@@ -351,7 +366,7 @@ class Harness(_Threaded):
         return self._stack.admin_url
 
     def __enter__(self) -> Harness:
-        self._start(self._stack.start())
+        self._start(self._stack.start)
         self._client = Client(self.ingress_url, admin_url=self.admin_url)
         return self
 
@@ -366,13 +381,15 @@ class Harness(_Threaded):
                 self._client.close()
         finally:
             self._client = None
-            self._stop(self._stack.stop())
+            self._stop(self._stack.stop)
 
 
 class ServiceEndpoint(_Threaded):
     """``services`` served on a free loopback port by a background thread, without a server.
 
-    For tests against a server you run yourself: register :attr:`uri` with it.
+    For tests against a server you run yourself: register :attr:`uri` with it. Leaving the
+    ``with`` block stops it (attempts still running get ``shutdown_grace`` seconds); a new
+    endpoint on the same ``port`` takes over, as a redeployed service would.
 
     Example::
 
@@ -387,17 +404,24 @@ class ServiceEndpoint(_Threaded):
         protocol_mode: ProtocolModeName | None = None,
         identity_keys: Sequence[str] = (),
         port: int | None = None,
+        shutdown_grace: float = SHUTDOWN_GRACE_SECONDS,
     ) -> None:
         super().__init__("perdure test endpoint")
-        self._endpoint = _Endpoint(list(services), protocol_mode, identity_keys, port)
+        self._endpoint = _Endpoint(
+            list(services), protocol_mode, identity_keys, port, shutdown_grace
+        )
 
     @property
     def uri(self) -> str:
         """``http://127.0.0.1:PORT``, the address to register."""
         return self._endpoint.uri
 
+    @property
+    def port(self) -> int:
+        return self._endpoint.port
+
     def __enter__(self) -> ServiceEndpoint:
-        self._start(self._endpoint.start())
+        self._start(self._endpoint.start)
         return self
 
     def __exit__(
@@ -406,4 +430,4 @@ class ServiceEndpoint(_Threaded):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._stop(self._endpoint.stop())
+        self._stop(self._endpoint.stop)
