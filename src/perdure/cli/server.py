@@ -97,10 +97,14 @@ def run_server(args: argparse.Namespace) -> int:
 
 
 async def _serve(config: Config, after_ready: Callable[[Any], Any] | None = None) -> int:
-    from perdure.server.app import PerdureServer
+    from perdure.server.app import DataDirectoryInUse, PerdureServer
     from perdure.server.http import BindError
 
-    server = PerdureServer(config)
+    try:
+        server = PerdureServer(config)
+    except DataDirectoryInUse as exc:
+        print(f"perdure: {exc}", file=sys.stderr)
+        return 1
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, server.stop)

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import secrets
+import sys
 from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
+from pathlib import Path
 
 from perdure.server.config import Config
 from perdure.server.driver import Driver
@@ -32,11 +35,62 @@ from perdure.server.partition.effects import (
 )
 from perdure.server.partition.events import ServerStarted, TimerFired
 from perdure.server.registry import Registry
-from perdure.server.storage import open_storage
+from perdure.server.storage import open_storage, resolve_sqlite_path
 from perdure.server.storage.api import Storage, Target
 from perdure.server.timers import TimerService
 
 log = logging.getLogger("perdure.server")
+
+
+class DataDirectoryInUse(OSError):
+    """Another server holds the data directory: two writers would run every invocation twice."""
+
+
+class DataDirectoryLock:
+    """An exclusive lock on `<database>.lock`, held for as long as the server runs.
+
+    The operating system drops it when the process ends, however it ends (kill -9 included), so
+    a lock is never left stale. Without it a second server on the same directory would start
+    new attempts for every running invocation and hand out keys the first one holds.
+
+    >>> import tempfile
+    >>> d = Path(tempfile.mkdtemp())
+    >>> first = DataDirectoryLock.acquire(d / "perdure.db")
+    >>> DataDirectoryLock.acquire(d / "perdure.db")
+    Traceback (most recent call last):
+    ...
+    perdure.server.app.DataDirectoryInUse: ...
+    >>> first.release()
+    """
+
+    def __init__(self, fd: int) -> None:
+        self._fd: int | None = fd
+
+    @classmethod
+    def acquire(cls, database: Path) -> DataDirectoryLock:
+        path = database.with_name(database.name + ".lock")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        if sys.platform != "win32":
+            import fcntl
+
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+                os.close(fd)
+                raise DataDirectoryInUse(
+                    f"the data directory {database.parent} is in use by another Perdure server "
+                    f"(pid {holder}); stop that one, or give this one another --data-dir"
+                ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        return cls(fd)
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 @dataclass
@@ -52,7 +106,15 @@ class PerdureServer:
 
     def __init__(self, config: Config, storage: Storage | None = None) -> None:
         self.config = config
-        self.storage = storage if storage is not None else open_storage(config.data_dir)
+        self._lock: DataDirectoryLock | None = None
+        if storage is None:
+            # Locked before the database is opened, so that not even a migration runs twice.
+            self._lock = DataDirectoryLock.acquire(resolve_sqlite_path(config.data_dir))
+        try:
+            self.storage = storage if storage is not None else open_storage(config.data_dir)
+        except BaseException:
+            self.close_lock()
+            raise
         self.registry = self._load_registry()
         self.ids = RandomIds()
         self.partition = Partition(lambda: self.registry, self.ids)
@@ -85,6 +147,12 @@ class PerdureServer:
                 self.timers.cancel(effect.timer_id)
             elif isinstance(effect, RegistryChanged):
                 self.registry = self._load_registry()
+
+    def close_lock(self) -> None:
+        """Releases the data directory (done by `run` when it ends)."""
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     def stop(self) -> None:
         """Asks `run` to stop (safe from a signal handler in the server's loop)."""
@@ -146,3 +214,4 @@ class PerdureServer:
             with suppress(Exception):
                 await self.h1.close()
             self.storage.close()
+            self.close_lock()

@@ -9,6 +9,8 @@ caller that repeats its request with the same idempotency key gets the original 
 from __future__ import annotations
 
 import concurrent.futures
+import subprocess
+import sys
 import uuid
 
 import httpx
@@ -118,3 +120,28 @@ def test_kill_9_under_load_applies_every_idempotent_add_exactly_once(fresh: Core
     assert again == answers[:5]  # a repeated request gets the original answer
     assert sorted(a["oldValue"] for a in answers) == list(range(adds))  # type: ignore[index]
     assert fresh.call(f"Counter/{key}/get") == adds
+
+
+def test_a_second_server_on_the_same_data_directory_is_refused(fresh: Core) -> None:
+    second = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "perdure.cli.main",
+            "server",
+            "--data-dir",
+            str(fresh.tmp / "data"),
+            "--ingress-bind",
+            "127.0.0.1:0",
+            "--admin-bind",
+            "127.0.0.1:0",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert second.returncode == 1, second.stderr
+    assert "in use by another Perdure server" in second.stderr
+    assert f"pid {fresh.server.proc.pid}" in second.stderr  # type: ignore[union-attr]
+    assert fresh.call(f"Counter/{new_key()}/add", 1) == {"oldValue": 0, "newValue": 1}
