@@ -111,3 +111,40 @@ def test_a_replay_that_diverges_fails_and_does_nothing_more(strict: Core, handle
     # The increment after the divergence point never ran: the counter stays at 1.
     wait_until(lambda: strict.call(f"Counter/{key}/get") == 1, what="counter still 1")
     assert strict.call(f"Counter/{key}/get") == 1
+
+
+# --- retries run out: pause, then an operator resumes --------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def pausing(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Core]:
+    """A server whose invocations pause after two failed attempts in a row."""
+    env = {"PERDURE_RETRY_MAX_ATTEMPTS": "2", "PERDURE_RETRY_ON_MAX_ATTEMPTS": "pause"}
+    found = start_core(Path(tmp_path_factory.mktemp("pausing")), env)
+    yield found
+    found.stop()
+
+
+def test_exhausted_retries_pause_until_an_operator_resumes(pausing: Core) -> None:
+    key = new_key()
+    sent = pausing.post(f"Failing/{key}/failingCallWithEventualSuccess/send")
+    assert sent.status_code == 202, sent.text
+    inv = sent.json()["invocationId"]
+
+    def detail() -> dict[str, object]:
+        return dict(pausing.admin("GET", f"invocations/{inv}").json())
+
+    resumes = 0
+    while detail()["status"] != "completed":
+        wait_until(lambda: detail()["status"] in ("paused", "completed"), what="paused")
+        if detail()["status"] == "paused":
+            paused = detail()
+            assert "fails on purpose" in str(paused["last_failure"])
+            r = pausing.admin("PATCH", f"invocations/{inv}/resume")
+            assert r.status_code == 200, r.text
+            resumes += 1
+            assert resumes <= 3, "the handler succeeds on its fourth attempt"
+    assert resumes >= 1
+    out = httpx.get(f"{pausing.server.ingress}/restate/invocation/{inv}/attach", timeout=30)
+    assert out.status_code == 200, out.text
+    assert out.json() == 4
