@@ -57,6 +57,11 @@ def refused(method: str, path: str, query: list[tuple[str, str]] | None = None) 
         ("PATCH", f"/invocations/{INV}/cancel", OperateInvocation(INV, Operation.CANCEL)),
         ("PATCH", f"/invocations/{INV}/kill", OperateInvocation(INV, Operation.KILL)),
         ("PATCH", f"/invocations/{INV}/purge", OperateInvocation(INV, Operation.PURGE)),
+        (
+            "PATCH",
+            f"/invocations/{INV}/purge-journal",
+            OperateInvocation(INV, Operation.PURGE_JOURNAL),
+        ),
         ("PATCH", f"/invocations/{INV}/pause", OperateInvocation(INV, Operation.PAUSE)),
         ("PATCH", f"/invocations/{INV}/resume", OperateInvocation(INV, Operation.RESUME)),
         (

@@ -69,3 +69,15 @@ def test_restart_refuses_an_index_out_of_range_or_a_prefix_with_a_missing_result
     refused = restart(env, inv, from_index=1)[0]
     assert refused.status == 400 and "c:1" in refused.message
     assert restart(env, inv, from_index=0)[0].status == 200
+
+
+def test_purge_journal_keeps_the_row_and_then_restart_is_gone() -> None:
+    env = Env()
+    _, running, _ = env.request(target("Greeter", "greet"))
+    refused = reply(env.apply(OperatorRequested(4, running, Operation.PURGE_JOURNAL))).reply
+    assert refused.status == 409
+    inv = finished_with_a_run_step(env)
+    assert reply(env.apply(OperatorRequested(5, inv, Operation.PURGE_JOURNAL))).reply.status == 200
+    assert env.row(inv).journal_length == 0 and env.row(inv).outcome is not None
+    assert not env.storage.reader().read_journal(inv)
+    assert restart(env, inv)[0].status == 410

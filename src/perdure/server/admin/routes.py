@@ -30,7 +30,7 @@ ROUTES = (
     "Routes: GET /health, GET /version, GET|POST /deployments, GET|DELETE /deployments/{id}, "
     "GET /services, GET /services/{name}, GET /services/{name}/handlers[/{handler}], "
     "GET /invocations, GET /invocations/{id}, "
-    "PATCH /invocations/{id}/cancel|kill|purge|pause|resume|restart-as-new, "
+    "PATCH /invocations/{id}/cancel|kill|purge|purge-journal|pause|resume|restart-as-new, "
     "DELETE /invocations/{id}."
 )
 

@@ -96,6 +96,7 @@ class Operation(enum.Enum):
     RESUME = "resume"
     PAUSE = "pause"
     RESTART_AS_NEW = "restart-as-new"
+    PURGE_JOURNAL = "purge-journal"
 
 
 @dataclass(frozen=True, slots=True)

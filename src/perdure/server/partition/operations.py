@@ -4,6 +4,7 @@
     cancel         not started: done (200); started: appended (202) completed (409)
     kill           any active invocation (200)                    completed (409)
     purge          completed (200)                                active (409)
+    purge-journal  completed: journal dropped, row kept (200)     active (409)
     pause          running, suspended, backing off (202);         not started, completed (409)
                    already paused (200)
     resume         paused, suspended, backing off: now (200);     not started (425),
@@ -64,6 +65,20 @@ def _purge(ctx: Ctx, row: InvocationRow, ev: OperatorRequested) -> Result:
     return 200, row.id
 
 
+def _purge_journal(ctx: Ctx, row: InvocationRow, ev: OperatorRequested) -> Result:
+    if row.status is not S.COMPLETED:
+        return Failure(
+            409,
+            f"invocation {row.id} is {row.status.value}; only a completed invocation's journal "
+            "can be purged",
+        )
+    ctx.tx.delete_journal(row.id)
+    row.journal_length = 0
+    row.command_count = 0
+    ctx.touch(row)
+    return 200, row.id
+
+
 def _pause(ctx: Ctx, row: InvocationRow, ev: OperatorRequested) -> Result:
     if row.status is S.PAUSED:
         return 200, row.id
@@ -109,4 +124,5 @@ _OPERATIONS = {
     Operation.PAUSE: _pause,
     Operation.RESUME: _resume,
     Operation.RESTART_AS_NEW: _restart_as_new,
+    Operation.PURGE_JOURNAL: _purge_journal,
 }
