@@ -15,6 +15,7 @@ from tests.unit.partition.harness import (
 
 from perdure.protocol.pb import protocol_pb2 as pb
 from perdure.server.partition.effects import ScheduleTimer, StartAttempt
+from perdure.server.registry import DAY_MS
 from perdure.server.storage.api import ServiceType, Target, TimerKind
 
 END = cmd(pb.EndMessage())
@@ -46,3 +47,31 @@ def test_plain_reply_has_no_expiry() -> None:
     env = Env()
     _, inv, _ = env.request(target("Greeter", "greet"))
     assert reply(env.frames(inv, 1, out(b"1"), END)).reply.expires_at is None
+
+
+def test_workflow_state_and_promises_outlive_the_run_until_the_workflow_retention() -> None:
+    env = Env()
+    run = target("Signup", "run", "ada")
+    _, inv, _ = env.request(run)
+    env.frames(
+        inv,
+        1,
+        cmd(pb.SetStateCommandMessage(key=b"status", value=pb.Value(content=b'"done"'))),
+        cmd(
+            pb.CompletePromiseCommandMessage(
+                key="p", completion_value=pb.Value(content=b"1"), result_completion_id=1
+            )
+        ),
+    )
+    done = env.frames(inv, 1, out(b"1"), END)
+    reader = env.storage.reader()
+    assert reader.get_state("Signup", "ada", b"status") == b'"done"'
+    assert reader.get_promise("Signup", "ada", "p") is not None
+    cleanup = [e for e in done if isinstance(e, ScheduleTimer)]
+    assert cleanup[0].timer.fire_at == env.now + DAY_MS  # the workflow retention
+    env.fire_timers(cleanup)
+    reader = env.storage.reader()
+    assert reader.get_state("Signup", "ada", b"status") is None
+    assert reader.get_promise("Signup", "ada", "p") is None
+    _, _, again = env.request(run)
+    assert all_of(again, StartAttempt)  # the key may run again
