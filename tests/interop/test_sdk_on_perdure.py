@@ -20,6 +20,8 @@ from tests.interop.example_scenarios import (
     services_of,
     signup_survives_an_endpoint_restart,
 )
+from tests.interop.feature_scenarios import FEATURE_SCENARIOS
+from tests.interop.services import sdk_features_app
 
 from perdure.client import Client
 from perdure.testing import ServiceEndpoint
@@ -55,23 +57,24 @@ def bidi(perdure_server: PerdureServer) -> Iterator[RestartableEndpoint]:
 @pytest.fixture(scope="module")
 def client(perdure_server: PerdureServer, bidi: RestartableEndpoint) -> Iterator[Client]:
     with ServiceEndpoint(
-        services_of(REQUEST_RESPONSE_EXAMPLES), protocol_mode="request_response"
+        services_of(REQUEST_RESPONSE_EXAMPLES) + sdk_features_app.services,
+        protocol_mode="request_response",
     ) as request_response:
         perdure_server.register(request_response.uri, force=True, use_http_11=True)
         with Client(perdure_server.ingress, admin_url=perdure_server.admin, timeout=60) as client:
             yield client
 
 
-def _cases() -> list[object]:
+def _cases(scenarios: dict[str, Scenario]) -> list[object]:
     cases: list[object] = []
-    for name, scenario in SCENARIOS.items():
+    for name, scenario in scenarios.items():
         gap = SERVER_GAPS.get(name)
         marks = [pytest.mark.xfail(strict=True, reason=gap)] if gap else []
         cases.append(pytest.param(scenario, id=name, marks=marks))
     return cases
 
 
-@pytest.mark.parametrize("scenario", _cases())
+@pytest.mark.parametrize("scenario", _cases(SCENARIOS))
 def test_example_on_perdure(client: Client, scenario: Scenario) -> None:
     scenario(client)
 
@@ -80,3 +83,8 @@ def test_a_workflow_survives_an_endpoint_restart_on_perdure(
     client: Client, bidi: RestartableEndpoint
 ) -> None:
     signup_survives_an_endpoint_restart(client, bidi.restart)
+
+
+@pytest.mark.parametrize("scenario", _cases(FEATURE_SCENARIOS))
+def test_sdk_feature_on_perdure(client: Client, scenario: Scenario) -> None:
+    scenario(client)

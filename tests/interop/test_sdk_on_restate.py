@@ -21,6 +21,8 @@ from tests.interop.example_scenarios import (
     services_of,
     signup_survives_an_endpoint_restart,
 )
+from tests.interop.feature_scenarios import FEATURE_SCENARIOS
+from tests.interop.services import sdk_features_app
 
 from perdure.client import Client
 from perdure.testing import ServiceEndpoint
@@ -50,7 +52,8 @@ def bidi(restate: RestateServer) -> Iterator[RestartableEndpoint]:
 @pytest.fixture(scope="module")
 def client(restate: RestateServer, bidi: RestartableEndpoint) -> Iterator[Client]:
     with ServiceEndpoint(
-        services_of(REQUEST_RESPONSE_EXAMPLES), protocol_mode="request_response"
+        services_of(REQUEST_RESPONSE_EXAMPLES) + sdk_features_app.services,
+        protocol_mode="request_response",
     ) as request_response:
         restate.register(request_response.uri, use_http_11=True)
         with Client(restate.ingress, admin_url=restate.admin, timeout=60) as client:
@@ -66,3 +69,8 @@ def test_a_workflow_survives_an_endpoint_restart_on_restate(
     client: Client, bidi: RestartableEndpoint
 ) -> None:
     signup_survives_an_endpoint_restart(client, bidi.restart)
+
+
+@pytest.mark.parametrize("scenario", FEATURE_SCENARIOS.values(), ids=FEATURE_SCENARIOS.keys())
+def test_sdk_feature_on_restate(client: Client, scenario: Scenario) -> None:
+    scenario(client)
