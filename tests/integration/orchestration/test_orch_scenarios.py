@@ -53,8 +53,9 @@ def test_approval_gate_reminds_with_growing_waits_then_escalates(orch: Orchestra
 
 @pytest.mark.crash
 def test_kill_9_between_steps_loses_nothing_and_repeats_nothing(fresh: Orchestra) -> None:
-    """Sign-up, approval gate, nightly job and a DAG, with the server killed (SIGKILL) while
-    each of them is between two steps; after the restart every one finishes exactly once."""
+    """Sign-up, approval gate, nightly job, a DAG and a just-cancelled booking, with the server
+    killed (SIGKILL) while each of them is between two steps; after the restart every one
+    finishes, and every step that had completed before the crash is not run again."""
     email, gate, day = f"{key()}@x.org", key(), f"2026-11-23-{key()}"
     fresh.post(f"Signup/{email}/run/send", email)
     fresh.post(f"Approval/{gate}/run/send", {"reminders": 2, "first_reminder_ms": 300})
@@ -65,8 +66,19 @@ def test_kill_9_between_steps_loses_nothing_and_repeats_nothing(fresh: Orchestra
         what="the sign-up to wait for its click",
     )
     wait_until(lambda: fresh.lines(f"remind:{gate}"), what="the first reminder")
+    trip = key()
+    booking = fresh.post("Compensating/bookTrip/send", trip).json()["invocationId"]
+    wait_until(
+        lambda: fresh.post(f"AwakeableHolder/{trip}/hasAwakeable").json() is True,
+        what="the booking to wait for its confirmation",
+    )
+    # A cancel that was answered has been stored: the crash right after it loses nothing.
+    assert fresh.admin("PATCH", f"invocations/{booking}/cancel").status_code == 202
     fresh.server.kill9()
     fresh.server.start()
+
+    assert fresh.get(f"restate/invocation/{booking}/attach").status_code == 409
+    assert set(fresh.lines(f"undo:{trip}")) == {f"undo:{trip}"}
 
     assert fresh.post(f"NightlyJob/{day}/run/send").json()["status"] == "PreviouslyAccepted"
     assert fresh.post(f"Signup/{email}/click", "s").status_code == 200
