@@ -124,8 +124,8 @@ class _Endpoint:
         try:
             await task
         except Exception as exc:
-            # hypercorn can trip over its own task group when the grace period ends with
-            # streams still open; the endpoint is down either way, which is what was asked.
+            # The endpoint ends its own streams before hypercorn's deadline (decision 0006);
+            # should hypercorn still fail while stopping, the endpoint is down all the same.
             logger.debug("the endpoint on port %d stopped with %r", self.port, exc)
 
 
