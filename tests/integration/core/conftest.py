@@ -1,8 +1,8 @@
 """Fixtures: real `perdure server` processes with the core services (tests/services/core_app.py).
 
-A server and a deployment are started once per module and configuration, to keep the suite
-quick; tests use fresh keys so they never see each other's objects. Tests that kill or restart
-a process get a pair of their own (`fresh`).
+A server and a deployment are started once per configuration for the whole package, to keep
+the suite quick; tests use fresh keys so they never see each other's objects. Tests that kill
+or restart a process get a pair of their own (`fresh`).
 """
 
 from __future__ import annotations
@@ -64,23 +64,31 @@ class Core:
         self.service.stop()
 
 
-def start_core(tmp: Path, env: dict[str, str] | None = None) -> Core:
-    service = ServiceProcess("tests.services.core_app", tmp / "service.log").start()
+def start_core(
+    tmp: Path, env: dict[str, str] | None = None, *, request_response: bool = False
+) -> Core:
+    """A server and the core services; `request_response` serves them over HTTP/1.1 in
+    REQUEST_RESPONSE mode (every attempt ends at the first await that needs the server)."""
+    args = ["--mode", "request_response"] if request_response else []
+    service = ServiceProcess("tests.services.core_app", tmp / "service.log", args=args).start()
     server = PerdureServer(
         tmp / "data", tmp / "server.log", env={**FAST_RETRIES, **(env or {})}
     ).start()
-    server.register(service.uri)
+    if request_response:
+        server.register(service.uri, use_http_11=True)
+    else:
+        server.register(service.uri)
     return Core(server, service, tmp)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def core(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Core]:
     found = start_core(tmp_path_factory.mktemp("core"))
     yield found
     found.stop()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def suspending(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Core]:
     """A server in always-suspending mode (inactivity timeout 0)."""
     found = start_core(tmp_path_factory.mktemp("suspending"), ALWAYS_SUSPENDING)
@@ -88,10 +96,27 @@ def suspending(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Core]:
     found.stop()
 
 
-@pytest.fixture(params=["default", "always-suspending"], scope="module")
-def either(request: pytest.FixtureRequest, core: Core, suspending: Core) -> Core:
-    """Runs a test once on each server: sdk-test-suite's always-suspending scenarios."""
-    return core if request.param == "default" else suspending
+@pytest.fixture(scope="package")
+def request_response(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Core]:
+    """A server whose deployment speaks HTTP/1.1 in REQUEST_RESPONSE mode."""
+    found = start_core(tmp_path_factory.mktemp("request-response"), request_response=True)
+    yield found
+    found.stop()
+
+
+# The kinds of server a scenario runs on, and the fixture that starts each.
+SERVER_KINDS = {
+    "default": "core",
+    "always-suspending": "suspending",
+    "request-response": "request_response",
+}
+
+
+@pytest.fixture(params=list(SERVER_KINDS), scope="package")
+def each(request: pytest.FixtureRequest) -> Core:
+    """Runs a test on each kind of server: sdk-test-suite's always-suspending scenarios, plus
+    an HTTP/1.1 request/response deployment (which suspends at every await, like the second)."""
+    return request.getfixturevalue(SERVER_KINDS[request.param])  # type: ignore[no-any-return]
 
 
 @pytest.fixture

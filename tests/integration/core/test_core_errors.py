@@ -30,10 +30,10 @@ def expect_error(core: Core, path: str, body: object) -> httpx.Response:
 @pytest.mark.parametrize(
     "handler", ["terminallyFailingCall", "callTerminallyFailingCall", "terminallyFailingSideEffect"]
 )
-def test_terminal_error_reaches_the_caller(either: Core, handler: str) -> None:
+def test_terminal_error_reaches_the_caller(each: Core, handler: str) -> None:
     message = f"{handler} failed on purpose"
     for _ in range(3):  # the deployment stays healthy after a terminal failure
-        r = expect_error(either, f"Failing/{new_key()}/{handler}", {"errorMessage": message})
+        r = expect_error(each, f"Failing/{new_key()}/{handler}", {"errorMessage": message})
         assert message in r.json()["message"]
 
 
@@ -62,15 +62,15 @@ def test_terminal_error_is_not_retried(core: Core) -> None:
     assert detail.get("retry_count", 0) in (0, 1), detail
 
 
-def test_state_set_before_a_terminal_error_is_kept(either: Core) -> None:
+def test_state_set_before_a_terminal_error_is_kept(each: Core) -> None:
     key = f"my-failure-counter-{new_key()}"
-    r = expect_error(either, f"Counter/{key}/addThenFail", 1)
+    r = expect_error(each, f"Counter/{key}/addThenFail", 1)
     assert key in r.json()["message"]
-    assert either.call(f"Counter/{key}/get") == 1
+    assert each.call(f"Counter/{key}/get") == 1
 
 
-def test_retryable_errors_are_retried_until_success(either: Core) -> None:
-    assert either.call(f"Failing/{new_key()}/failingCallWithEventualSuccess") == 4
+def test_retryable_errors_are_retried_until_success(each: Core) -> None:
+    assert each.call(f"Failing/{new_key()}/failingCallWithEventualSuccess") == 4
 
 
 # --- NonDeterminismErrors: always suspending, one attempt, then kill ----------------------------

@@ -13,27 +13,25 @@ import threading
 import time
 
 import pytest
-from tests.integration.core.conftest import Core, new_key
+from tests.integration.core.conftest import SERVER_KINDS, Core, new_key
 
 pytestmark = pytest.mark.interop
 
 
-def test_sleep_lasts_at_least_its_duration(either: Core) -> None:
+def test_sleep_lasts_at_least_its_duration(each: Core) -> None:
     start = time.monotonic()
-    assert either.call("TestUtilsService/sleepConcurrently", [10]) is None
+    assert each.call("TestUtilsService/sleepConcurrently", [10]) is None
     assert time.monotonic() - start >= 0.010
 
 
-def test_many_concurrent_sleeps_all_fire(either: Core) -> None:
+def test_many_concurrent_sleeps_all_fire(each: Core) -> None:
     # sdk-test-suite's manySleeps is 50 invocations x 20 timers; 20 x 10 keeps the run short.
     def sleeper(_: int) -> None:
-        either.call(
-            "TestUtilsService/sleepConcurrently", [random.randint(10, 50) for _ in range(10)]
-        )
+        each.call("TestUtilsService/sleepConcurrently", [random.randint(10, 50) for _ in range(10)])
 
     with concurrent.futures.ThreadPoolExecutor(20) as pool:
         list(pool.map(sleeper, range(20)))
-    completed = [i for i in either.invocations() if i["target_handler_name"] == "sleepConcurrently"]
+    completed = [i for i in each.invocations() if i["target_handler_name"] == "sleepConcurrently"]
     assert completed and all(i["status"] == "completed" for i in completed)
 
 
@@ -61,27 +59,31 @@ def test_sleep_survives_the_deployment_going_down(fresh: Core, how: str) -> None
     assert float(outcome["elapsed"]) >= sleep_ms / 1000  # type: ignore[arg-type]
 
 
-def test_run_waits_for_the_ack_so_a_suspending_replay_executes_nothing(suspending: Core) -> None:
+@pytest.mark.parametrize("kind", ["always-suspending", "request-response"])
+def test_run_waits_for_the_ack_so_a_suspending_replay_executes_nothing(
+    request: pytest.FixtureRequest, kind: str
+) -> None:
     # Every attempt suspends while waiting for its run's ack; the last attempt replays all three
     # runs from the journal, so its local count is 0.
-    assert suspending.call("TestUtilsService/countExecutedSideEffects", 3) == 0
+    core: Core = request.getfixturevalue(SERVER_KINDS[kind])
+    assert core.call("TestUtilsService/countExecutedSideEffects", 3) == 0
 
 
 def test_run_counts_its_executions_when_the_stream_stays_open(core: Core) -> None:
     assert core.call("TestUtilsService/countExecutedSideEffects", 3) == 3
 
 
-def test_run_is_retried_until_it_succeeds(either: Core) -> None:
+def test_run_is_retried_until_it_succeeds(each: Core) -> None:
     key = new_key()
-    assert either.call(f"Failing/{key}/sideEffectSucceedsAfterGivenAttempts", 3) == 3
+    assert each.call(f"Failing/{key}/sideEffectSucceedsAfterGivenAttempts", 3) == 3
 
 
-def test_run_with_one_attempt_executes_once(either: Core) -> None:
+def test_run_with_one_attempt_executes_once(each: Core) -> None:
     key = new_key()
-    assert either.call(f"Failing/{key}/sideEffectFailsAfterGivenAttempts", 1) == 1
-    assert either.call(f"Failing/{key}/sideEffectRuns") == 1
+    assert each.call(f"Failing/{key}/sideEffectFailsAfterGivenAttempts", 1) == 1
+    assert each.call(f"Failing/{key}/sideEffectRuns") == 1
 
 
-def test_run_gives_up_after_its_attempts_with_a_terminal_error(either: Core) -> None:
+def test_run_gives_up_after_its_attempts_with_a_terminal_error(each: Core) -> None:
     key = new_key()
-    assert either.call(f"Failing/{key}/sideEffectFailsAfterGivenAttempts", 3) == 3
+    assert each.call(f"Failing/{key}/sideEffectFailsAfterGivenAttempts", 3) == 3

@@ -15,36 +15,34 @@ from tests.integration.core.conftest import Core, idempotent, new_key
 pytestmark = pytest.mark.interop
 
 
-def test_add_answers_old_and_new_value(either: Core) -> None:
+def test_add_answers_old_and_new_value(each: Core) -> None:
     key = new_key()
-    assert either.call(f"Counter/{key}/add", 1) == {"oldValue": 0, "newValue": 1}
-    assert either.call(f"Counter/{key}/add", 2) == {"oldValue": 1, "newValue": 3}
+    assert each.call(f"Counter/{key}/add", 1) == {"oldValue": 0, "newValue": 1}
+    assert each.call(f"Counter/{key}/add", 2) == {"oldValue": 1, "newValue": 3}
 
 
-def test_one_way_adds_through_a_proxy_all_land(either: Core) -> None:
+def test_one_way_adds_through_a_proxy_all_land(each: Core) -> None:
     key = new_key()
     request = {"serviceName": "Counter", "virtualObjectKey": key, "handlerName": "add"}
     for _ in range(3):
-        invocation_id = either.call("Proxy/oneWayCall", {**request, "message": 1})
+        invocation_id = each.call("Proxy/oneWayCall", {**request, "message": 1})
         assert invocation_id.startswith("inv_")
-    wait_until(
-        lambda: either.call(f"Counter/{key}/get") == 3, timeout=20, what="three one-way adds"
-    )
+    wait_until(lambda: each.call(f"Counter/{key}/get") == 3, timeout=20, what="three one-way adds")
 
 
-def test_clear_all_answers_and_removes_only_its_own_keys(either: Core) -> None:
+def test_clear_all_answers_and_removes_only_its_own_keys(each: Core) -> None:
     name = new_key()
-    either.call(f"MapObject/{name}/set", {"key": "my-key-0", "value": "my-value-0"})
-    either.call(f"MapObject/{name}/set", {"key": "my-key-1", "value": "my-value-1"})
-    either.call(f"MapObject/{name}1/set", {"key": "my-key-2", "value": "my-value-2"})
+    each.call(f"MapObject/{name}/set", {"key": "my-key-0", "value": "my-value-0"})
+    each.call(f"MapObject/{name}/set", {"key": "my-key-1", "value": "my-value-1"})
+    each.call(f"MapObject/{name}1/set", {"key": "my-key-2", "value": "my-value-2"})
 
-    cleared = either.call(f"MapObject/{name}/clearAll")
+    cleared = each.call(f"MapObject/{name}/clearAll")
     assert sorted(e["key"] for e in cleared) == ["my-key-0", "my-key-1"]
     assert sorted(e["value"] for e in cleared) == ["my-value-0", "my-value-1"]
 
-    assert either.call(f"MapObject/{name}/get", "my-key-0") == ""
-    assert either.call(f"MapObject/{name}/get", "my-key-1") == ""
-    assert either.call(f"MapObject/{name}1/get", "my-key-2") == "my-value-2"
+    assert each.call(f"MapObject/{name}/get", "my-key-0") == ""
+    assert each.call(f"MapObject/{name}/get", "my-key-1") == ""
+    assert each.call(f"MapObject/{name}1/get", "my-key-2") == "my-value-2"
 
 
 def test_concurrent_adds_on_one_key_are_applied_one_at_a_time(core: Core) -> None:
