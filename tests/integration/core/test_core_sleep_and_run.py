@@ -13,7 +13,7 @@ import threading
 import time
 
 import pytest
-from tests.integration.core.conftest import SERVER_KINDS, Core, new_key
+from tests.integration.core.conftest import SERVER_KINDS, Core, idempotent, new_key
 
 pytestmark = pytest.mark.interop
 
@@ -25,14 +25,21 @@ def test_sleep_lasts_at_least_its_duration(each: Core) -> None:
 
 
 def test_many_concurrent_sleeps_all_fire(each: Core) -> None:
-    # sdk-test-suite's manySleeps is 50 invocations x 20 timers; 20 x 10 keeps the run short.
-    def sleeper(_: int) -> None:
-        each.call("TestUtilsService/sleepConcurrently", [random.randint(10, 50) for _ in range(10)])
+    # sdk-test-suite's manySleeps: 50 invocations at once, each awaiting 20 timers of 10-50 ms.
+    def sleeper(_: int) -> str:
+        timers = [random.randint(10, 50) for _ in range(20)]
+        r = each.post("TestUtilsService/sleepConcurrently", timers, headers=idempotent())
+        assert r.status_code == 200, r.text
+        return str(r.headers["x-restate-id"])
 
-    with concurrent.futures.ThreadPoolExecutor(20) as pool:
-        list(pool.map(sleeper, range(20)))
-    completed = [i for i in each.invocations() if i["target_handler_name"] == "sleepConcurrently"]
-    assert completed and all(i["status"] == "completed" for i in completed)
+    with concurrent.futures.ThreadPoolExecutor(50) as pool:
+        ids = list(pool.map(sleeper, range(50)))
+    assert len(set(ids)) == 50
+    for invocation_id in ids[:5]:
+        detail = each.admin("GET", f"invocations/{invocation_id}").json()
+        assert detail["status"] == "completed"
+        fired = [e for e in detail["journal"] if e["type"] == "sleep_completion_notification"]
+        assert len(fired) == 20, detail["journal"]
 
 
 @pytest.mark.parametrize("how", ["kill", "terminate"])
