@@ -14,6 +14,8 @@ import pytest
 from tests.helpers.processes import wait_until
 from tests.integration.orchestration.conftest import Orchestra
 
+from perdure.protocol.ids import InvocationId
+
 pytestmark = pytest.mark.interop
 
 
@@ -168,12 +170,13 @@ def test_kill_fails_the_waiting_caller_without_compensation(orch: Orchestra) -> 
 def test_operations_answer_restate_status_codes(orch: Orchestra) -> None:
     k = key()
     done = orch.post(f"Counter/{k}/add", 1).headers["x-restate-id"]
-    unknown = "inv_1aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+    unknown = InvocationId(7, 7).to_str()  # well formed, never used
     assert orch.admin("PATCH", f"invocations/{done}/kill").status_code == 409
     assert orch.admin("PATCH", f"invocations/{done}/resume").status_code == 409
     assert orch.admin("PATCH", f"invocations/{done}/pause").status_code == 409
-    r = orch.admin("PATCH", f"invocations/{unknown}/cancel")
-    assert r.status_code in (400, 404), r.text
+    for op in ("cancel", "kill", "purge", "resume", "restart-as-new"):
+        r = orch.admin("PATCH", f"invocations/{unknown}/{op}")
+        assert r.status_code == 404, r.text
     scheduled = orch.post(f"Counter/{k}/add/send?delay=1h", 1).json()["invocationId"]
     assert orch.admin("PATCH", f"invocations/{scheduled}/resume").status_code == 425
     assert orch.admin("PATCH", f"invocations/{scheduled}/purge").status_code == 409
