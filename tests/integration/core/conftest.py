@@ -54,7 +54,7 @@ class Core:
         return httpx.request(method, f"{self.server.admin}/{path}", timeout=30, **kw)
 
     def invocations(self) -> list[dict[str, Any]]:
-        r = self.admin("GET", "invocations")
+        r = self.admin("GET", "invocations", params={"limit": 1000})  # newest first
         assert r.status_code == 200, r.text
         body = r.json()
         return list(body["invocations"] if isinstance(body, dict) else body)
