@@ -15,7 +15,7 @@ from tests.unit.partition.harness import (
 
 from perdure.protocol.messages import MessageType as T
 from perdure.protocol.pb import protocol_pb2 as pb
-from perdure.server.partition.effects import AbortAttempt, ReplyKind, StartAttempt
+from perdure.server.partition.effects import AbortAttempt, CancelTimer, ReplyKind, StartAttempt
 from perdure.server.partition.events import CallMode, Operation, OperatorRequested
 from perdure.server.storage.api import InvocationStatus as S
 
@@ -178,3 +178,15 @@ def test_restart_as_new_refuses_a_workflow_run() -> None:
     env.frames(run, 1, cmd(pb.OutputCommandMessage(value=pb.Value(content=b"1"))), END)
     status, message = operate(env, run, Operation.RESTART_AS_NEW)
     assert status == 422 and "new key" in message
+
+
+def test_termination_drops_the_timers_of_sleeps_that_will_never_matter() -> None:
+    env = Env()
+    _, inv, _ = env.request(GREET)
+    far = env.now + 1024 * 86_400_000
+    env.frames(inv, 1, cmd(pb.SleepCommandMessage(wake_up_time=far, result_completion_id=1)))
+    timer_id = f"sleep:{inv}:1"
+    assert [t.id for t in env.storage.reader().list_timers()] == [timer_id]
+    effects = env.apply(OperatorRequested(5, inv, Operation.KILL))
+    assert CancelTimer(timer_id) in effects
+    assert not [t for t in env.storage.reader().list_timers() if t.id == timer_id]

@@ -21,6 +21,7 @@ from perdure.protocol.messages import MessageType as T
 from perdure.protocol.pb import protocol_pb2 as pb
 from perdure.server.partition import lifecycle, wire
 from perdure.server.partition.context import Ctx
+from perdure.server.partition.effects import CancelTimer
 from perdure.server.partition.futures import CANCEL_SIGNAL_KEY
 from perdure.server.storage.api import (
     Failure,
@@ -57,13 +58,34 @@ def _has_cancel_signal(ctx: Ctx, row: InvocationRow) -> bool:
 
 
 def terminate(ctx: Ctx, row: InvocationRow, failure: Failure) -> None:
-    """Completes `row` with `failure` now, wherever it is: inbox, timer, attempt, suspension."""
+    """Completes `row` with `failure` now, wherever it is: inbox, timer, attempt, suspension.
+
+    Its pending timers go too: a cancelled `sleep(days=1024)` should not keep a row (and a
+    heap entry) for three years.
+    """
     t = row.target
     if row.status is S.PENDING and t.takes_lock:
         ctx.tx.remove_from_inbox(t.service, t.key, row.id)
-    ctx.tx.delete_timer(f"invoke:{row.id}")
-    ctx.tx.delete_timer(f"retry:{row.id}")
+    for timer_id in (f"invoke:{row.id}", f"retry:{row.id}", *_pending_sleeps(ctx, row)):
+        ctx.tx.delete_timer(timer_id)
+        ctx.emit(CancelTimer(timer_id))
     lifecycle.complete(ctx, row, Outcome(failure=failure))
+
+
+def _pending_sleeps(ctx: Ctx, row: InvocationRow) -> list[str]:
+    """The timer ids of `row`'s sleeps that have not fired yet."""
+    if row.journal_length <= 1:
+        return []
+    journal = ctx.tx.read_journal(row.id)
+    fired = {e.notification_key for e in journal if e.notification_key is not None}
+    pending: list[str] = []
+    for e in journal:
+        if e.message_type == T.SLEEP_COMMAND:
+            sleep = pb.SleepCommandMessage()
+            sleep.ParseFromString(e.payload)
+            if f"c:{sleep.result_completion_id}" not in fired:
+                pending.append(f"sleep:{row.id}:{sleep.result_completion_id}")
+    return pending
 
 
 def kill(ctx: Ctx, row: InvocationRow) -> None:
