@@ -90,10 +90,11 @@ def test_invocations_in_flight_and_queued_complete_after_a_restart(fresh: Core, 
     assert {i["status"] for i in mine} == {"completed"}
 
 
-def test_kill_9_under_load_applies_every_idempotent_add_exactly_once(fresh: Core) -> None:
-    """Adds race a kill -9; every caller then repeats its request with its idempotency key.
+@pytest.mark.parametrize("how", ["kill -9", "SIGTERM"])
+def test_a_stop_under_load_applies_every_idempotent_add_exactly_once(fresh: Core, how: str) -> None:
+    """Adds race a stop; every caller then repeats its request with its idempotency key.
 
-    Whatever the crash interrupted (accepted or not, running, queued, answered or not), each
+    Whatever the stop interrupted (accepted or not, running, queued, answered or not), each
     add is applied once: the adds see every old value 0..n-1 once and the count ends at n.
     """
     key, adds = new_key(), 30
@@ -109,7 +110,7 @@ def test_kill_9_under_load_applies_every_idempotent_add_exactly_once(fresh: Core
     with concurrent.futures.ThreadPoolExecutor(10) as pool:
         racing = [pool.submit(add, k) for k in idempotency_keys]
         wait_until(lambda: sum(f.done() for f in racing) >= 5, what="a few adds answered")
-        fresh.server.kill9()
+        stop(fresh, how)
         first = [f.result() for f in racing]
     fresh.server.start()
     answers = [
