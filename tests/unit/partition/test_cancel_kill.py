@@ -190,3 +190,15 @@ def test_termination_drops_the_timers_of_sleeps_that_will_never_matter() -> None
     effects = env.apply(OperatorRequested(5, inv, Operation.KILL))
     assert CancelTimer(timer_id) in effects
     assert not [t for t in env.storage.reader().list_timers() if t.id == timer_id]
+
+
+def test_a_handler_failing_after_a_cancel_drops_its_sleep_timer() -> None:
+    env = Env()
+    _, inv, _ = env.request(GREET)
+    far = env.now + 1024 * 86_400_000
+    env.frames(inv, 1, cmd(pb.SleepCommandMessage(wake_up_time=far, result_completion_id=1)))
+    env.apply(OperatorRequested(5, inv, Operation.CANCEL))
+    failed = pb.OutputCommandMessage(failure=pb.Failure(code=409, message="cancelled"))
+    effects = env.frames(inv, 1, cmd(failed), END)
+    assert CancelTimer(f"sleep:{inv}:1") in effects
+    assert {t.kind.value for t in env.storage.reader().list_timers()} == {"cleanup"}

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 from perdure.protocol import versions
 from perdure.protocol.messages import MessageType as T
+from perdure.protocol.pb import protocol_pb2 as pb
 from perdure.server.partition import wire
 from perdure.server.partition.context import Ctx
 from perdure.server.partition.effects import (
     AbortAttempt,
+    CancelTimer,
     Reply,
     ReplyKind,
     ReplyToRequest,
@@ -276,6 +278,8 @@ def complete(ctx: Ctx, row: InvocationRow, outcome: Outcome) -> None:
     ctx.touch(row)
     if was_running:
         ctx.emit(AbortAttempt(row.id, row.attempt))
+    if outcome.failure is not None:
+        drop_pending_sleeps(ctx, row)
     notify_waiters(ctx, row.waiters, outcome)
     row.waiters = ()
     answer = output_reply(ctx, row)
@@ -283,6 +287,25 @@ def complete(ctx: Ctx, row: InvocationRow, outcome: Outcome) -> None:
         ctx.emit(ReplyToRequest(rid, answer))
     release_lock(ctx, row)
     retain_or_purge(ctx, row)
+
+
+def drop_pending_sleeps(ctx: Ctx, row: InvocationRow) -> None:
+    """Deletes the timers of `row`'s sleeps that have not fired: a cancelled or killed
+    `sleep(days=1024)` should not keep a timer row for three years. Done for failures only,
+    where cancellation and kills end up, so that a successful completion reads no journal."""
+    if row.journal_length <= 1:
+        return
+    journal = ctx.tx.read_journal(row.id)
+    fired = {e.notification_key for e in journal if e.notification_key is not None}
+    for e in journal:
+        if e.message_type != T.SLEEP_COMMAND:
+            continue
+        sleep = pb.SleepCommandMessage()
+        sleep.ParseFromString(e.payload)
+        if f"c:{sleep.result_completion_id}" not in fired:
+            timer_id = f"sleep:{row.id}:{sleep.result_completion_id}"
+            ctx.tx.delete_timer(timer_id)
+            ctx.emit(CancelTimer(timer_id))
 
 
 def output_reply(ctx: Ctx, row: InvocationRow) -> Reply:

@@ -58,34 +58,14 @@ def _has_cancel_signal(ctx: Ctx, row: InvocationRow) -> bool:
 
 
 def terminate(ctx: Ctx, row: InvocationRow, failure: Failure) -> None:
-    """Completes `row` with `failure` now, wherever it is: inbox, timer, attempt, suspension.
-
-    Its pending timers go too: a cancelled `sleep(days=1024)` should not keep a row (and a
-    heap entry) for three years.
-    """
+    """Completes `row` with `failure` now, wherever it is: inbox, timer, attempt, suspension."""
     t = row.target
     if row.status is S.PENDING and t.takes_lock:
         ctx.tx.remove_from_inbox(t.service, t.key, row.id)
-    for timer_id in (f"invoke:{row.id}", f"retry:{row.id}", *_pending_sleeps(ctx, row)):
+    for timer_id in (f"invoke:{row.id}", f"retry:{row.id}"):
         ctx.tx.delete_timer(timer_id)
         ctx.emit(CancelTimer(timer_id))
     lifecycle.complete(ctx, row, Outcome(failure=failure))
-
-
-def _pending_sleeps(ctx: Ctx, row: InvocationRow) -> list[str]:
-    """The timer ids of `row`'s sleeps that have not fired yet."""
-    if row.journal_length <= 1:
-        return []
-    journal = ctx.tx.read_journal(row.id)
-    fired = {e.notification_key for e in journal if e.notification_key is not None}
-    pending: list[str] = []
-    for e in journal:
-        if e.message_type == T.SLEEP_COMMAND:
-            sleep = pb.SleepCommandMessage()
-            sleep.ParseFromString(e.payload)
-            if f"c:{sleep.result_completion_id}" not in fired:
-                pending.append(f"sleep:{row.id}:{sleep.result_completion_id}")
-    return pending
 
 
 def kill(ctx: Ctx, row: InvocationRow) -> None:
