@@ -121,6 +121,20 @@ def test_register_deployment_goes_to_the_admin_api() -> None:
     }
 
 
+def test_cancel_and_kill_patch_the_invocation_on_the_admin_api() -> None:
+    cancel = rq.cancel_invocation("inv_1/odd").request
+    kill = rq.kill_invocation("inv_1abc").request
+    assert (cancel.target, cancel.method, cancel.path) == (
+        "admin",
+        "PATCH",
+        "/invocations/inv_1%2Fodd/cancel",
+    )
+    assert (kill.target, kill.method, kill.path) == ("admin", "PATCH", "/invocations/inv_1abc/kill")
+    assert rq.cancel_invocation("inv_1").parse(answer(202, b"")) is None
+    with pytest.raises(rq.NotFoundError):
+        rq.kill_invocation("inv_1").parse(answer(404, b'{"message": "no such invocation"}'))
+
+
 # -- answers ------------------------------------------------------------------------------------
 
 
