@@ -2,9 +2,10 @@
 
 `restate_binary()` installs the pinned version into the git-ignored `.cache/restate/` the
 first time (with npm, install scripts off) and returns the binary; without npm it skips the
-test with the reason. `RestateServer` runs one server on 127.0.0.1 only: its own base dir in a
-temp folder, free ports for ingress, admin and the node-to-node fabric, TCP listeners only (no
-unix sockets), telemetry and the web UI off, and fast retries so failure scenarios end quickly.
+test with the reason (`PERDURE_TEST_RESTATE_SERVER=/path/to/restate-server` uses that binary
+instead). `RestateServer` runs one server on 127.0.0.1 only: its own base dir in a temp
+folder, free ports for ingress, admin and the node-to-node fabric, TCP listeners only (no unix
+sockets), telemetry and the web UI off, and fast retries so failure scenarios end quickly.
 
 Restate 1.7 also asks api.github.com for its latest release at start-up (unconditionally, in
 `server/src/build_info.rs`); where outbound traffic is blocked that check fails silently and
@@ -37,6 +38,7 @@ PACKAGE = f"@restatedev/restate-server@{RESTATE_VERSION}"
 CACHE_DIR = ROOT / ".cache" / "restate"
 BINARY = CACHE_DIR / "node_modules" / "@restatedev" / "restate-server-linux-x64" / "bin"
 BINARY = BINARY / "restate-server"
+BINARY_ENV = "PERDURE_TEST_RESTATE_SERVER"
 # Installing downloads ~70 MB once; later runs find the binary in the cache.
 INSTALL_TIMEOUT_SECONDS = 300
 
@@ -54,7 +56,17 @@ def _installed_version() -> str | None:
 
 
 def restate_binary() -> Path:
-    """The restate-server binary, installed on first use; skips the test if that cannot be."""
+    """The restate-server binary, installed on first use; skips the test if that cannot be.
+
+    ``PERDURE_TEST_RESTATE_SERVER`` names a binary to use instead (a machine without npm or
+    without access to its registry).
+    """
+    chosen = os.environ.get(BINARY_ENV)
+    if chosen:
+        path = Path(chosen)
+        if not (path.is_file() and os.access(path, os.X_OK)):
+            pytest.fail(f"{BINARY_ENV}={chosen} is not an executable file")
+        return path
     if _installed_version() == RESTATE_VERSION:
         return BINARY
     npm = shutil.which("npm")
