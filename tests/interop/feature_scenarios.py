@@ -84,6 +84,13 @@ def a_signal_reaches_another_invocation(client: Client) -> None:
     assert client.attach(receipt.invocation_id) == "signalled"
 
 
+def random_and_uuid_are_the_same_on_replay(client: Client) -> None:
+    tag = _tag("draws")
+    draws = client.service(app.features).sameDraws(tag)
+    recorded = app.events_of(tag)
+    assert recorded == [" ".join(draws), "after sleep"], "drawn in the first attempt"
+
+
 def typed_values_survive_replay(client: Client) -> None:
     assert client.service(app.features).typedReplay("box") == "box: 3.5"
 
@@ -99,4 +106,5 @@ FEATURE_SCENARIOS: dict[str, Scenario] = {
     "raw-bytes": generic_calls_carry_raw_bytes,
     "signal": a_signal_reaches_another_invocation,
     "typed-replay": typed_values_survive_replay,
+    "determinism": random_and_uuid_are_the_same_on_replay,
 }

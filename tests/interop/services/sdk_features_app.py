@@ -142,6 +142,19 @@ async def send_signal(ctx: perdure.Context, target: str) -> None:
     ctx.resolve_signal(target, "go", "signalled")
 
 
+# --- determinism ------------------------------------------------------------------------------
+
+
+@features.handler(name="sameDraws")
+async def same_draws(ctx: perdure.Context, tag: str) -> list[str]:
+    """Draws before a suspension; the attempt that finishes draws again, from the same seed."""
+    draws = [str(ctx.uuid()), str(ctx.random().randint(0, 10**9))]
+    await ctx.run("note draws", note, tag, " ".join(draws))
+    await ctx.sleep(timedelta(milliseconds=20))  # REQUEST_RESPONSE: the rest is a new attempt
+    await ctx.run("note attempt", note, tag, "after sleep")
+    return draws
+
+
 # --- replay of typed values ----------------------------------------------------------------
 
 
