@@ -63,21 +63,21 @@ __all__ = [
 # Where each public name lives.
 _HOME: dict[str, str] = {
     "BytesSerde": "perdure.sdk.serde",
-    "CallFuture": "perdure.sdk.context",
+    "CallFuture": "perdure.sdk.futures",
     "Context": "perdure.sdk.context",
-    "DurableFuture": "perdure.sdk.context",
-    "DurablePromise": "perdure.sdk.context",
+    "DurableFuture": "perdure.sdk.futures",
+    "DurablePromise": "perdure.sdk.futures",
     "InvocationCancelledError": "perdure.sdk.errors",
     "JsonSerde": "perdure.sdk.serde",
     "MsgspecSerde": "perdure.sdk.serde",
     "ObjectContext": "perdure.sdk.context",
     "ObjectSharedContext": "perdure.sdk.context",
     "PydanticSerde": "perdure.sdk.serde",
-    "Request": "perdure.sdk.context",
+    "Request": "perdure.sdk.values",
     "RetryPolicy": "perdure.sdk.handler",
     "RetryableError": "perdure.sdk.errors",
-    "RunOptions": "perdure.sdk.context",
-    "SendHandle": "perdure.sdk.context",
+    "RunOptions": "perdure.sdk.values",
+    "SendHandle": "perdure.sdk.futures",
     "Serde": "perdure.sdk.serde_protocol",
     "SerdeError": "perdure.sdk.serde",
     "Service": "perdure.sdk.service",
@@ -109,15 +109,9 @@ if TYPE_CHECKING:
         wait_completed,
     )
     from perdure.sdk.context import (
-        CallFuture,
         Context,
-        DurableFuture,
-        DurablePromise,
         ObjectContext,
         ObjectSharedContext,
-        Request,
-        RunOptions,
-        SendHandle,
         WorkflowContext,
         WorkflowSharedContext,
     )
@@ -126,6 +120,12 @@ if TYPE_CHECKING:
         InvocationCancelledError,
         RetryableError,
         TerminalError,
+    )
+    from perdure.sdk.futures import (
+        CallFuture,
+        DurableFuture,
+        DurablePromise,
+        SendHandle,
     )
     from perdure.sdk.handler import RetryPolicy
     from perdure.sdk.serde import (
@@ -143,6 +143,10 @@ if TYPE_CHECKING:
         Workflow,
     )
     from perdure.sdk.serving import serve
+    from perdure.sdk.values import (
+        Request,
+        RunOptions,
+    )
 
 
 def __getattr__(name: str) -> Any:

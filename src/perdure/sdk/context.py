@@ -22,14 +22,14 @@ from __future__ import annotations
 import abc
 import functools
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from datetime import timedelta
 from random import Random
-from typing import Any, Generic, ParamSpec, TypeVar, overload
+from typing import Any, ParamSpec, TypeVar, overload
 from uuid import UUID
 
 from perdure.sdk.futures import CallFuture, DurableFuture, DurablePromise, SendHandle
 from perdure.sdk.serde_protocol import Serde
+from perdure.sdk.values import Request, RunOptions
 
 __all__ = [
     "CallFuture",
@@ -55,53 +55,6 @@ CallTarget = Callable[..., Awaitable[Any]] | tuple[str, str] | str
 """What calls address: a handler function of a Perdure service definition, a ``(service,
 handler)`` pair, or ``"Service/handler"``. A handler function brings its own serdes; names use
 JSON."""
-
-
-@dataclass(frozen=True)
-class RunOptions(Generic[T]):
-    """How ``ctx.run`` stores the closure's result and retries it when it fails.
-
-    A closure that raises :class:`~perdure.TerminalError` fails at once; any other exception
-    is retried. With no retry field set, retries go on for as long as the server's retry
-    policy allows. Setting any of them switches to exponential backoff starting at
-    ``initial_retry_interval`` (50 ms), growing by ``retry_interval_factor`` (2) up to
-    ``max_retry_interval`` (10 s), for at most ``max_attempts`` executions (the first
-    included) or ``max_duration``; then the last error is journaled and raised as a
-    TerminalError, so the handler can compensate.
-
-    Example::
-
-        await ctx.run("charge", charge, order, options=RunOptions(max_attempts=3))
-    """
-
-    serde: Serde[T] | None = None
-    type_hint: Any = None
-    max_attempts: int | None = None
-    max_duration: timedelta | None = None
-    initial_retry_interval: timedelta | None = None
-    max_retry_interval: timedelta | None = None
-    retry_interval_factor: float | None = None
-    max_retry_duration: timedelta | None = None
-    """The same as ``max_duration`` (the name restate-sdk used first)."""
-
-
-@dataclass(frozen=True)
-class Request:
-    """The request that started this invocation."""
-
-    id: str
-    """The invocation id (``inv_1...``)."""
-    headers: Mapping[str, str]
-    """The headers the caller sent with the request."""
-    attempt_headers: Mapping[str, str]
-    """The HTTP headers of this attempt, as the server sent them to the endpoint."""
-    body: bytes
-    """The raw input."""
-    key: str = ""
-    """The virtual object or workflow key; empty for services."""
-    idempotency_key: str | None = None
-    scope: str | None = None
-    limit_key: str | None = None
 
 
 class Context(abc.ABC):
@@ -446,18 +399,46 @@ class Context(abc.ABC):
     def cancel_invocation(self, invocation_id: str) -> None:
         """Cancel another invocation; it sees an InvocationCancelledError and may compensate."""
 
+    @overload
+    def attach_invocation(
+        self, invocation_id: str, serde: Serde[T], type_hint: Any = None
+    ) -> DurableFuture[T]: ...
+
+    @overload
+    def attach_invocation(
+        self, invocation_id: str, serde: None = None, *, type_hint: type[T]
+    ) -> DurableFuture[T]: ...
+
+    @overload
+    def attach_invocation(
+        self, invocation_id: str, serde: Serde[Any] | None = None, type_hint: Any = None
+    ) -> DurableFuture[Any]: ...
+
     @abc.abstractmethod
     def attach_invocation(
-        self, invocation_id: str, serde: Serde[T] | None = None, type_hint: Any = None
-    ) -> DurableFuture[T]:
+        self, invocation_id: str, serde: Serde[Any] | None = None, type_hint: Any = None
+    ) -> DurableFuture[Any]:
         """Wait for another invocation's result."""
 
     # -- awakeables and signals ------------------------------------------------------------
 
+    @overload
+    def awakeable(self, serde: Serde[T], type_hint: Any = None) -> tuple[str, DurableFuture[T]]: ...
+
+    @overload
+    def awakeable(
+        self, serde: None = None, *, type_hint: type[T]
+    ) -> tuple[str, DurableFuture[T]]: ...
+
+    @overload
+    def awakeable(
+        self, serde: Serde[Any] | None = None, type_hint: Any = None
+    ) -> tuple[str, DurableFuture[Any]]: ...
+
     @abc.abstractmethod
     def awakeable(
-        self, serde: Serde[T] | None = None, type_hint: Any = None
-    ) -> tuple[str, DurableFuture[T]]:
+        self, serde: Serde[Any] | None = None, type_hint: Any = None
+    ) -> tuple[str, DurableFuture[Any]]:
         """An id to hand to someone else, and a future resolved when they complete it.
 
         Example::
@@ -477,10 +458,21 @@ class Context(abc.ABC):
     def reject_awakeable(self, awakeable_id: str, message: str, code: int = 500) -> None:
         """Complete someone's awakeable with a failure (they get a TerminalError)."""
 
+    @overload
+    def signal(self, name: str, serde: Serde[T], type_hint: Any = None) -> DurableFuture[T]: ...
+
+    @overload
+    def signal(self, name: str, serde: None = None, *, type_hint: type[T]) -> DurableFuture[T]: ...
+
+    @overload
+    def signal(
+        self, name: str, serde: Serde[Any] | None = None, type_hint: Any = None
+    ) -> DurableFuture[Any]: ...
+
     @abc.abstractmethod
     def signal(
-        self, name: str, serde: Serde[T] | None = None, type_hint: Any = None
-    ) -> DurableFuture[T]:
+        self, name: str, serde: Serde[Any] | None = None, type_hint: Any = None
+    ) -> DurableFuture[Any]:
         """A future of the named signal ``name`` sent to this invocation."""
 
     @abc.abstractmethod
@@ -501,10 +493,23 @@ class ObjectSharedContext(Context):
     def key(self) -> str:
         """The object's key."""
 
+    @overload
+    def get(self, name: str, serde: Serde[T], type_hint: Any = None) -> DurableFuture[T | None]: ...
+
+    @overload
+    def get(
+        self, name: str, serde: None = None, *, type_hint: type[T]
+    ) -> DurableFuture[T | None]: ...
+
+    @overload
+    def get(
+        self, name: str, serde: Serde[Any] | None = None, type_hint: Any = None
+    ) -> DurableFuture[Any]: ...
+
     @abc.abstractmethod
     def get(
-        self, name: str, serde: Serde[T] | None = None, type_hint: Any = None
-    ) -> DurableFuture[T | None]:
+        self, name: str, serde: Serde[Any] | None = None, type_hint: Any = None
+    ) -> DurableFuture[Any]:
         """The value of state ``name``, or None when unset."""
 
     @abc.abstractmethod
@@ -531,10 +536,23 @@ class ObjectContext(ObjectSharedContext):
 class WorkflowSharedContext(ObjectSharedContext):
     """A workflow's shared handler (queries, signals): reads state, resolves promises."""
 
+    @overload
+    def promise(self, name: str, serde: Serde[T], type_hint: Any = None) -> DurablePromise[T]: ...
+
+    @overload
+    def promise(
+        self, name: str, serde: None = None, *, type_hint: type[T]
+    ) -> DurablePromise[T]: ...
+
+    @overload
+    def promise(
+        self, name: str, serde: Serde[Any] | None = None, type_hint: Any = None
+    ) -> DurablePromise[Any]: ...
+
     @abc.abstractmethod
     def promise(
-        self, name: str, serde: Serde[T] | None = None, type_hint: Any = None
-    ) -> DurablePromise[T]:
+        self, name: str, serde: Serde[Any] | None = None, type_hint: Any = None
+    ) -> DurablePromise[Any]:
         """The workflow's promise ``name``."""
 
 

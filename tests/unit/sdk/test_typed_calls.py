@@ -1,4 +1,5 @@
-"""Calls and sends to a handler function are typed: mypy checks the input, types the output."""
+"""The context API under mypy: calls and sends to a handler function check the input and type
+the output; ``type_hint=`` types state, promises and awakeables; the examples type-check."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 from tests.helpers.processes import ROOT
 
-PROGRAM = '''
+PROGRAM = """
 import perdure
 
 greeter = perdure.Service("Greeter")
@@ -31,6 +32,13 @@ async def get(ctx: perdure.ObjectSharedContext) -> int:
     return 0
 
 
+async def reader(ctx: perdure.WorkflowContext) -> None:
+    reveal_type(ctx.get("n", type_hint=int))
+    reveal_type(ctx.promise("p", type_hint=list[str]))
+    reveal_type(ctx.awakeable(type_hint=bool)[1])
+    reveal_type(ctx.get("n"))
+
+
 async def caller(ctx: perdure.Context) -> None:
     reveal_type(ctx.service_call(greet, "Ada"))
     reveal_type(ctx.object_call(add, "k", 1))
@@ -41,12 +49,10 @@ async def caller(ctx: perdure.Context) -> None:
     ctx.service_call(greet, 42)  # error 1
     ctx.object_call(add, "k", "one")  # error 2
     ctx.service_send(greet, 3)  # error 3
-'''
+"""
 
 
-def test_mypy_sees_the_types_of_calls_to_handler_functions(tmp_path: Path) -> None:
-    program = tmp_path / "typed_calls.py"
-    program.write_text(PROGRAM)
+def mypy(tmp_path: Path, *paths: Path) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
         [
             sys.executable,
@@ -57,7 +63,7 @@ def test_mypy_sees_the_types_of_calls_to_handler_functions(tmp_path: Path) -> No
             str(tmp_path / "cache"),
             "--config-file",
             str(ROOT / "pyproject.toml"),
-            str(program),
+            *map(str, paths),
         ],
         capture_output=True,
         text=True,
@@ -67,9 +73,20 @@ def test_mypy_sees_the_types_of_calls_to_handler_functions(tmp_path: Path) -> No
     )
     if "No module named mypy" in result.stderr:
         pytest.skip("mypy is not installed")
+    return result
+
+
+def test_mypy_sees_the_types_of_calls_to_handler_functions(tmp_path: Path) -> None:
+    program = tmp_path / "typed_calls.py"
+    program.write_text(PROGRAM)
+    result = mypy(tmp_path, program)
     lines = [line.split(": ", 1)[1] for line in result.stdout.splitlines() if ": " in line]
     revealed = [line for line in lines if line.startswith("note: Revealed type")]
     assert revealed == [
+        'note: Revealed type is "perdure.sdk.futures.DurableFuture[int | None]"',
+        'note: Revealed type is "perdure.sdk.futures.DurablePromise[list[str]]"',
+        'note: Revealed type is "perdure.sdk.futures.DurableFuture[bool]"',
+        'note: Revealed type is "perdure.sdk.futures.DurableFuture[Any]"',
         'note: Revealed type is "perdure.sdk.futures.CallFuture[str]"',
         'note: Revealed type is "perdure.sdk.futures.CallFuture[int]"',
         'note: Revealed type is "perdure.sdk.futures.CallFuture[int]"',
@@ -81,3 +98,8 @@ def test_mypy_sees_the_types_of_calls_to_handler_functions(tmp_path: Path) -> No
     errors = [line for line in result.stdout.splitlines() if "error:" in line]
     assert [e.split(":")[1] for e in errors] == expected_errors, result.stdout
     assert all("[arg-type]" in e for e in errors)
+
+
+def test_the_examples_type_check(tmp_path: Path) -> None:
+    result = mypy(tmp_path, *sorted((ROOT / "examples").glob("*.py")))
+    assert [line for line in result.stdout.splitlines() if "error:" in line] == []
