@@ -482,6 +482,7 @@ async def waves(ctx: Context, req: dict[str, int]) -> int:
     seed = 1
     for _ in range(int(req["waves"])):
         calls = [ctx.service_call(square, arg=seed + i) for i in range(int(req["width"]))]
+        await restate.gather(*calls)  # one ALL_COMPLETED future over the whole wave
         results = [await c for c in calls]
         seed = sum(results) % 1000
     return seed

@@ -23,11 +23,15 @@ def expected_dag(waves: int, width: int) -> int:
     return seed
 
 
-def test_dag_fans_out_twenty_calls_per_wave_and_fans_in(orch: Orchestra) -> None:
-    r = orch.post("Dag/waves", {"waves": 3, "width": 20})
+def test_dag_fans_out_twenty_calls_per_wave_and_fans_in(orch_both: Orchestra) -> None:
+    """Over HTTP/1.1 the handler suspends on each wave's ALL_COMPLETED future and is resumed
+    once, when the twentieth result has arrived."""
+    r = orch_both.post("Dag/waves", {"waves": 3, "width": 20})
     assert r.status_code == 200, r.text
     assert r.json() == expected_dag(3, 20)
-    squares = orch.admin("GET", "invocations?service=Dag&limit=1000").json()["invocations"]
+    attempts = orch_both.admin("GET", f"invocations/{r.headers['x-restate-id']}").json()["attempts"]
+    assert attempts <= 4  # the first attempt, then at most one resumption per wave
+    squares = orch_both.admin("GET", "invocations?service=Dag&limit=1000").json()["invocations"]
     assert sum(1 for row in squares if row["target"].endswith("/square")) >= 60
 
 
