@@ -104,15 +104,31 @@ def request_response(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Core]
     found.stop()
 
 
+@pytest.fixture(scope="package")
+def request_response_suspending(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Core]:
+    """HTTP/1.1 request/response with an inactivity timeout of 0: nothing to close, so the
+    timeout must not abort the attempt (the SDK is still working on its answer)."""
+    found = start_core(
+        tmp_path_factory.mktemp("request-response-suspending"),
+        ALWAYS_SUSPENDING,
+        request_response=True,
+    )
+    yield found
+    found.stop()
+
+
 # The kinds of server a scenario runs on, and the fixture that starts each.
 SERVER_KINDS = {
     "default": "core",
     "always-suspending": "suspending",
     "request-response": "request_response",
+    "request-response-suspending": "request_response_suspending",
 }
+# `each` runs a test on these three; the fourth only where the combination matters.
+EACH = ["default", "always-suspending", "request-response"]
 
 
-@pytest.fixture(params=list(SERVER_KINDS), scope="package")
+@pytest.fixture(params=EACH, scope="package")
 def each(request: pytest.FixtureRequest) -> Core:
     """Runs a test on each kind of server: sdk-test-suite's always-suspending scenarios, plus
     an HTTP/1.1 request/response deployment (which suspends at every await, like the second)."""

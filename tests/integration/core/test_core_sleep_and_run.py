@@ -66,7 +66,9 @@ def test_sleep_survives_the_deployment_going_down(fresh: Core, how: str) -> None
     assert float(outcome["elapsed"]) >= sleep_ms / 1000  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("kind", ["always-suspending", "request-response"])
+@pytest.mark.parametrize(
+    "kind", ["always-suspending", "request-response", "request-response-suspending"]
+)
 def test_run_waits_for_the_ack_so_a_suspending_replay_executes_nothing(
     request: pytest.FixtureRequest, kind: str
 ) -> None:

@@ -172,16 +172,20 @@ class Invoker:
                 )
             decoder = FrameDecoder()
             timeout = inactivity
+            asked_to_suspend = False
             while True:
                 try:
                     chunk = await asyncio.wait_for(stream.receive(), timeout=timeout)
                 except TimeoutError:
-                    if timeout == inactivity and bidi:
-                        # Ask the SDK to suspend by closing our side, then give it time to end.
-                        if writer is not None:
-                            writer.cancel()
-                            writer = None
-                        await stream.end()
+                    if not asked_to_suspend:
+                        # Ask the SDK to suspend by closing our side (a request/response
+                        # attempt's side is closed already), then give it time to end.
+                        asked_to_suspend = True
+                        if bidi:
+                            if writer is not None:
+                                writer.cancel()
+                                writer = None
+                            await stream.end()
                         timeout = abort_after
                         continue
                     return CODE_TIMEOUT, (
