@@ -20,6 +20,10 @@ from tests.integration.core.conftest import Core, new_key
 
 pytestmark = [pytest.mark.interop, pytest.mark.crash]
 
+# How long the slow add holds its key: long enough to see it held and stop the server even on
+# a loaded machine (the test waits for that state; it never measures time).
+SLOW_ADD_MS = 3000
+
 
 def stop(core: Core, how: str) -> None:
     if how == "kill -9":
@@ -54,7 +58,7 @@ def test_invocations_in_flight_and_queued_complete_after_a_restart(fresh: Core, 
     slow_key, queued_key = str(uuid.uuid4()), str(uuid.uuid4())
     slow = fresh.post(
         f"Counter/{key}/addSlowly/send",
-        {"delta": 10, "millis": 1500},
+        {"delta": 10, "millis": SLOW_ADD_MS},
         headers={"idempotency-key": slow_key},
     )
     queued = fresh.post(f"Counter/{key}/add/send", 1, headers={"idempotency-key": queued_key})
@@ -76,7 +80,7 @@ def test_invocations_in_flight_and_queued_complete_after_a_restart(fresh: Core, 
     fresh.server.start()
 
     slow_answer = call_until_answered(
-        fresh, f"Counter/{key}/addSlowly", {"delta": 10, "millis": 1500}, slow_key
+        fresh, f"Counter/{key}/addSlowly", {"delta": 10, "millis": SLOW_ADD_MS}, slow_key
     )
     assert slow_answer == {"oldValue": 0, "newValue": 10}
     queued_answer = httpx.get(
