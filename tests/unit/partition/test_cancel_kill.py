@@ -16,7 +16,12 @@ from tests.unit.partition.harness import (
 from perdure.protocol.messages import MessageType as T
 from perdure.protocol.pb import protocol_pb2 as pb
 from perdure.server.partition.effects import AbortAttempt, CancelTimer, ReplyKind, StartAttempt
-from perdure.server.partition.events import CallMode, Operation, OperatorRequested
+from perdure.server.partition.events import (
+    AttemptFailed,
+    CallMode,
+    Operation,
+    OperatorRequested,
+)
 from perdure.server.storage.api import InvocationStatus as S
 
 ADD = target("Counter", "add", "k")
@@ -156,6 +161,17 @@ def test_pause_stops_the_attempt_and_resume_starts_a_new_one() -> None:
     assert reply(effects).reply.status == 200
     assert only(effects, StartAttempt).attempt == 2
     assert operate(env, inv, Operation.RESUME)[0] == 200  # running: nothing to do
+
+
+def test_resume_after_failures_starts_the_retry_policy_afresh() -> None:
+    env = Env()
+    _, inv, _ = env.request(GREET)
+    env.apply(AttemptFailed(inv, 1, 503, "connection refused"))
+    assert env.row(inv).retry_count == 1
+    env.apply(OperatorRequested(5, inv, Operation.PAUSE))
+    assert env.row(inv).status is S.PAUSED
+    assert operate(env, inv, Operation.RESUME)[0] == 200
+    assert env.row(inv).retry_count == 0
 
 
 def test_restart_as_new_reruns_the_input_under_a_new_id() -> None:

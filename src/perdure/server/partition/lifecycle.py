@@ -192,7 +192,8 @@ def fail_attempt(
 
 def exhausted(ctx: Ctx, row: InvocationRow, policy: RetryPolicy, failure: Failure) -> None:
     if policy.on_max_attempts == "kill":
-        message = f"gave up after {row.retry_count} attempts; last error: {failure.message}"
+        attempts = "1 attempt" if row.retry_count == 1 else f"{row.retry_count} attempts"
+        message = f"gave up after {attempts}; last error: {failure.message}"
         complete(ctx, row, Outcome(failure=Failure(failure.code or 500, message)))
     else:
         pause(ctx, row)

@@ -106,6 +106,10 @@ def _resume(ctx: Ctx, row: InvocationRow, ev: OperatorRequested) -> Result:
         )
     if row.status in (S.PAUSED, S.SUSPENDED, S.BACKING_OFF):
         ctx.tx.delete_timer(f"retry:{row.id}")
+        if row.status is S.PAUSED:
+            # The operator fixed something: the retry policy starts afresh, as a new attempt
+            # after a pause should not pause again on its first failure.
+            row.retry_count = 0
         lifecycle.start_attempt(ctx, row)
     return 200, row.id
 
