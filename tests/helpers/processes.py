@@ -25,6 +25,10 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+class ProcessDied(RuntimeError):
+    """A process a test waits for has exited: waiting longer cannot help, so `wait_until` stops."""
+
+
 def wait_until(check, timeout: float = 20.0, interval: float = 0.05, what: str = "condition"):  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     last: object = None
@@ -34,6 +38,8 @@ def wait_until(check, timeout: float = 20.0, interval: float = 0.05, what: str =
             if result:
                 return result
             last = result
+        except ProcessDied:
+            raise
         except Exception as exc:  # polling: any failure means "not yet"
             last = exc
         time.sleep(interval)
@@ -95,7 +101,7 @@ class PerdureServer:
 
     def _healthy(self) -> bool:
         if self.proc is not None and self.proc.poll() is not None:
-            raise RuntimeError(f"perdure server exited with {self.proc.returncode}: {self.log()}")
+            raise ProcessDied(f"perdure server exited with {self.proc.returncode}: {self.log()}")
         a = httpx.get(f"{self.admin}/health", timeout=1)
         i = httpx.get(f"{self.ingress}/restate/health", timeout=1)
         return a.status_code == 200 and i.status_code == 200
@@ -147,7 +153,7 @@ class ServiceProcess:
 
     def _listening(self) -> bool:
         if self.proc is not None and self.proc.poll() is not None:
-            raise RuntimeError(f"{self.module} exited: {self.log_path.read_text(errors='replace')}")
+            raise ProcessDied(f"{self.module} exited: {self.log_path.read_text(errors='replace')}")
         with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
             return True
 

@@ -31,13 +31,27 @@ from pathlib import Path
 
 import httpx
 import pytest
-from tests.helpers.processes import ROOT, free_port, wait_until
+from tests.helpers.processes import ROOT, ProcessDied, free_port, wait_until
 
 RESTATE_VERSION = "1.7.12"
 PACKAGE = f"@restatedev/restate-server@{RESTATE_VERSION}"
 CACHE_DIR = ROOT / ".cache" / "restate"
 BINARY = CACHE_DIR / "node_modules" / "@restatedev" / "restate-server-linux-x64" / "bin"
 BINARY = BINARY / "restate-server"
+# restate-server checks api.github.com for a newer version at start and has no switch for it.
+# Our tests and benchmarks talk to 127.0.0.1 only: every outgoing HTTP(S) request of the binary
+# goes to a proxy address on loopback where nothing listens, so the check fails at once.
+LOOPBACK_ONLY_ENV = {
+    "DO_NOT_TRACK": "1",
+    "HTTPS_PROXY": "http://127.0.0.1:9",
+    "HTTP_PROXY": "http://127.0.0.1:9",
+    "ALL_PROXY": "http://127.0.0.1:9",
+    "https_proxy": "http://127.0.0.1:9",
+    "http_proxy": "http://127.0.0.1:9",
+    "all_proxy": "http://127.0.0.1:9",
+    "NO_PROXY": "127.0.0.1,localhost,::1",
+    "no_proxy": "127.0.0.1,localhost,::1",
+}
 BINARY_ENV = "PERDURE_TEST_RESTATE_SERVER"
 # Installing downloads ~70 MB once; later runs find the binary in the cache.
 INSTALL_TIMEOUT_SECONDS = 300
@@ -178,7 +192,7 @@ class RestateServer:
             )
         )
         env = {k: v for k, v in os.environ.items() if not k.startswith("RESTATE_")}
-        env["DO_NOT_TRACK"] = "1"
+        env.update(LOOPBACK_ONLY_ENV)
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 [str(binary), "--config-file", str(config), "--no-logo", "--listen-mode", "tcp"],
@@ -192,7 +206,7 @@ class RestateServer:
 
     def _healthy(self) -> bool:
         if self.proc is not None and self.proc.poll() is not None:
-            raise RuntimeError(f"restate-server exited with {self.proc.returncode}: {self.log()}")
+            raise ProcessDied(f"restate-server exited with {self.proc.returncode}: {self.log()}")
         admin = httpx.get(f"{self.admin}/health", timeout=1)
         ingress = httpx.get(f"{self.ingress}/restate/health", timeout=1)
         return admin.status_code == 200 and ingress.status_code == 200
