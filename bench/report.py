@@ -1,0 +1,160 @@
+"""The benchmark's output: machine facts, the comparison table, and the results files.
+
+`write()` puts `bench/results/<date>-<mode>.md` (tables, command, machine) and a `.json` with
+every raw number beside it.
+
+Example::
+
+    facts = machine_facts()
+    print(comparison_table(rows))
+    write(results, "quick")
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import subprocess
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).with_name("results")
+
+
+def machine_facts() -> dict[str, Any]:
+    model = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory = ""
+    with contextlib.suppress(OSError, IndexError):
+        memory = Path("/proc/meminfo").read_text().splitlines()[0].split(":", 1)[1].strip()
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True, check=False, cwd=RESULTS.parent.parent).stdout.strip()
+    return {
+        "cpu": model,
+        "cores": os.cpu_count(),
+        "memory": memory,
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "perdure_commit": commit,
+    }
+
+
+def _fmt(value: float | None, digits: int = 1) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+def rows_table(rows: list[dict[str, Any]]) -> str:
+    """Every measured row: one line per workload x concurrency x server/SDK."""
+    head = ("| workload | c | server | SDK | req/s | p50 ms | p99 ms | errors | server CPU s "
+            "| service CPU s | server CPU ms/req | service CPU ms/req | drain s |")
+    lines = [head, "|" + "---|" * 13]
+    for r in rows:
+        lines.append(
+            f"| {r['workload']} | {r['concurrency']} | {r['server']} | {r['sdk']} "
+            f"| {_fmt(r['throughput'])} | {_fmt(r['p50_ms'], 2)} | {_fmt(r['p99_ms'], 2)} "
+            f"| {r['errors']} | {_fmt(r['server_cpu_s'], 2)} | {_fmt(r['service_cpu_s'], 2)} "
+            f"| {_fmt(r['server_cpu_ms_per_req'], 3)} | {_fmt(r['service_cpu_ms_per_req'], 3)} "
+            f"| {_fmt(r['drain_s'], 1) if r['drain_s'] else ''} |"
+        )
+    return "\n".join(lines)
+
+
+def _ratio(a: float | None, b: float | None) -> str:
+    return "-" if not a or not b else f"{a / b:.2f}"
+
+
+def comparison_table(rows: list[dict[str, Any]]) -> str:
+    """Perdure vs Restate, both with the official SDK: one line per workload x concurrency."""
+    by_key = {(r["workload"], r["concurrency"], r["server"], r["sdk"]): r for r in rows}
+    head = ("| workload | c | Perdure req/s | Restate req/s | P/R req/s | Perdure p50 / p99 ms "
+            "| Restate p50 / p99 ms | P/R p50 | server CPU ms/req P / R | P/R CPU/req |")
+    lines = [head, "|" + "---|" * 10]
+    for (workload, c, server, sdk), p in by_key.items():
+        if server != "perdure" or sdk != "restate-sdk":
+            continue
+        r = by_key.get((workload, c, "restate", "restate-sdk"))
+        if r is None:
+            continue
+        lines.append(
+            f"| {workload} | {c} | {_fmt(p['throughput'])} | {_fmt(r['throughput'])} "
+            f"| {_ratio(p['throughput'], r['throughput'])} "
+            f"| {_fmt(p['p50_ms'], 2)} / {_fmt(p['p99_ms'], 2)} "
+            f"| {_fmt(r['p50_ms'], 2)} / {_fmt(r['p99_ms'], 2)} "
+            f"| {_ratio(p['p50_ms'], r['p50_ms'])} "
+            f"| {_fmt(p['server_cpu_ms_per_req'], 3)} / {_fmt(r['server_cpu_ms_per_req'], 3)} "
+            f"| {_ratio(p['server_cpu_ms_per_req'], r['server_cpu_ms_per_req'])} |"
+        )
+    return "\n".join(lines)
+
+
+def scale_table(rows: list[dict[str, Any]]) -> str:
+    head = ("| steps | server | SDK | requests | ms per request | ms per step "
+            "| server CPU µs/step | service CPU µs/step |")
+    lines = [head, "|" + "---|" * 8]
+    for r in rows:
+        lines.append(
+            f"| {r['steps']} | {r['server']} | {r['sdk']} | {r['requests']} "
+            f"| {_fmt(r['ms_per_request'], 1)} | {_fmt(r['ms_per_step'], 3)} "
+            f"| {_fmt(r['server_cpu_us_per_step'], 0)} | {_fmt(r['service_cpu_us_per_step'], 0)} |"
+        )
+    return "\n".join(lines)
+
+
+def profile_table(profile: dict[str, Any], kind: str, limit: int = 20) -> str:
+    lines = ["| % of samples | function |", "|---|---|"]
+    for item in profile[kind][:limit]:
+        lines.append(f"| {item['percent']:.1f} | `{item['function']}` |")
+    return "\n".join(lines)
+
+
+def markdown(results: dict[str, Any]) -> str:
+    m = results["machine"]
+    parts = [
+        f"# Perdure vs Restate — {results['date']} ({results['mode']} run)",
+        "",
+        f"Command: `{results['command']}`  ",
+        f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory']}, Linux {m['kernel']}, "
+        f"Python {m['python']}; Perdure commit {m['perdure_commit']}; "
+        f"restate-server {results['restate_version']}, restate-sdk {results['restate_sdk']}.  ",
+        f"Each row: wrk (1 thread, HTTP/1.1 keep-alive) for {results['seconds']} s; load "
+        "generator, server and service share the machine's cores.",
+        "",
+        "## Perdure / Restate (official restate-sdk service, same process for both)",
+        "",
+        comparison_table(results["rows"]),
+        "",
+        "## Every row",
+        "",
+        rows_table(results["rows"]),
+        "",
+        f"Idle CPU (cores) before the run: {json.dumps(results['idle_cores'])}.",
+    ]
+    if results.get("scale"):
+        parts += ["", "## Cost per ctx.run step (c=1, sequential requests)", "",
+                  scale_table(results["scale"])]
+    if results.get("profile"):
+        p = results["profile"]
+        parts += [
+            "", f"## Perdure server profile, greeter c={p['concurrency']} ({p['samples']} "
+            f"samples, {p['throughput']:.1f} req/s while sampled)", "",
+            "Self time:", "", profile_table(p, "self"), "",
+            "Inclusive time:", "", profile_table(p, "inclusive", 30),
+        ]
+    return "\n".join(parts) + "\n"
+
+
+def write(results: dict[str, Any]) -> Path:
+    RESULTS.mkdir(exist_ok=True)
+    stem = RESULTS / f"{results['date']}-{results['mode']}"
+    stem.with_suffix(".json").write_text(json.dumps(results, indent=1) + "\n")
+    path = stem.with_suffix(".md")
+    path.write_text(markdown(results))
+    return path

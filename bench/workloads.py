@@ -1,0 +1,118 @@
+"""What one benchmark row measures: a workload at a concurrency against one server, with wrk.
+
+`measure()` waits until the server and service are idle, runs wrk for a fixed duration, reads
+the CPU seconds both processes spent meanwhile from /proc, and for one-way sends keeps counting
+until the server has run everything it accepted (the "drain").
+
+Example::
+
+    row = measure(tools.wrk, server_url, [server.pid, service.pid], WORKLOADS["greeter"],
+                  prefix="", concurrency=8, seconds=5)
+    print(row["throughput"], row["p50_ms"])
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.processes import cpu_seconds
+
+LUA = Path(__file__).with_name("load.lua")
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    path: str  # "{svc}" is the service-name prefix, "{key}" a random object key (wrk fills it)
+    body: str
+    keys: int = 0
+    one_way: bool = False
+
+
+WORKLOADS = {
+    w.name: w
+    for w in (
+        Workload("greeter", "/{svc}Greeter/greet", '"Ada"'),
+        Workload("counter", "/{svc}Counter/{key}/add", "1", keys=1000),
+        Workload("chain10", "/{svc}Chain/steps", '{"n": 10}'),
+        Workload("send", "/{svc}Greeter/greet/send", '"Ada"', one_way=True),
+    )
+}
+
+
+def wait_quiet(pids: list[int], *, cores: float = 0.1, window: float = 0.5,
+               timeout: float = 120.0) -> float:
+    """Wait until ``pids`` together use less than ``cores`` CPU over ``window``; the wait's s."""
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        before = sum(cpu_seconds(p) for p in pids)
+        time.sleep(window)
+        if sum(cpu_seconds(p) for p in pids) - before < cores * window:
+            break
+    return time.monotonic() - start
+
+
+def run_wrk(wrk: Path, url: str, workload: Workload, prefix: str, concurrency: int,
+            seconds: float) -> dict[str, Any]:
+    """One wrk run; its BENCH_JSON numbers (see load.lua) plus wrk's own CPU seconds."""
+    env = {
+        **os.environ,
+        "BENCH_PATH": workload.path.replace("{svc}", prefix),
+        "BENCH_BODY": workload.body,
+        "BENCH_KEYS": str(workload.keys),
+    }
+    cmd = [str(wrk), "-t1", f"-c{concurrency}", f"-d{max(1, round(seconds))}s", "--timeout", "60s",
+           "-s", str(LUA), url]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False,
+                         timeout=seconds + 120)
+    if out.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed: {out.stdout}\n{out.stderr}")
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    line = next((x for x in out.stdout.splitlines() if x.startswith("BENCH_JSON ")), None)
+    if line is None:
+        raise RuntimeError(f"wrk printed no result: {out.stdout}\n{out.stderr}")
+    result: dict[str, Any] = json.loads(line.removeprefix("BENCH_JSON "))
+    result["wrk_cpu_s"] = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    return result
+
+
+def measure(wrk: Path, url: str, server_pid: int, service_pid: int, workload: Workload, *,
+            prefix: str, concurrency: int, seconds: float) -> dict[str, Any]:
+    """Run ``workload`` for ``seconds`` at ``concurrency``; one result row (without labels)."""
+    pids = [server_pid, service_pid]
+    wait_quiet(pids)
+    server0, service0 = cpu_seconds(server_pid), cpu_seconds(service_pid)
+    raw = run_wrk(wrk, url, workload, prefix, concurrency, seconds)
+    drain_s = wait_quiet(pids, window=0.25) if workload.one_way else 0.0
+    server_cpu = cpu_seconds(server_pid) - server0
+    service_cpu = cpu_seconds(service_pid) - service0
+    wall = raw["duration_us"] / 1e6
+    requests = raw["requests"]
+    errors = sum(raw[k] for k in ("connect_errors", "read_errors", "write_errors",
+                                  "status_errors", "timeouts"))
+    ok = max(requests - errors, 0)
+    return {
+        "workload": workload.name,
+        "concurrency": concurrency,
+        "seconds": round(wall, 3),
+        "requests": requests,
+        "errors": errors,
+        "throughput": ok / wall if wall else 0.0,
+        "p50_ms": raw["p50_us"] / 1000,
+        "p99_ms": raw["p99_us"] / 1000,
+        "server_cpu_s": server_cpu,
+        "service_cpu_s": service_cpu,
+        "wrk_cpu_s": raw["wrk_cpu_s"],
+        "server_cpu_ms_per_req": server_cpu / ok * 1000 if ok else None,
+        "service_cpu_ms_per_req": service_cpu / ok * 1000 if ok else None,
+        "drain_s": round(drain_s, 2),
+        "raw": raw,
+    }
