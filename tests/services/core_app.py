@@ -10,16 +10,12 @@ live in this process's memory, keyed by the object key so tests never see each o
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import json
 from collections import defaultdict
 from datetime import timedelta
 from typing import Any
 
 import restate
-from hypercorn.asyncio import serve
-from hypercorn.config import Config
 from restate import (
     Context,
     ObjectContext,
@@ -27,6 +23,7 @@ from restate import (
     RunOptions,
     TerminalError,
 )
+from tests.services import serve_official
 
 # Per-process tallies, keyed by object key: they survive replays, not a restart of this process.
 _handler_attempts: defaultdict[str, int] = defaultdict(int)
@@ -302,22 +299,5 @@ async def set_different_key(ctx: ObjectContext) -> None:
 SERVICES = [counter, map_object, proxy, utils, failing, nondeterministic]
 
 
-def make_app(mode: str | None = None):  # type: ignore[no-untyped-def]
-    return restate.app(SERVICES, protocol=mode)  # type: ignore[arg-type]
-
-
-async def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--mode", choices=["bidi", "request_response"], default=None)
-    args = parser.parse_args()
-    config = Config()
-    config.bind = [f"127.0.0.1:{args.port}"]
-    config.h2_max_concurrent_streams = 2**31 - 1
-    config.keep_alive_timeout = 3600
-    config.accesslog = None
-    await serve(make_app(args.mode), config)  # type: ignore[arg-type]
-
-
 if __name__ == "__main__":
-    asyncio.run(main())
+    serve_official(SERVICES)

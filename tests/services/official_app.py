@@ -7,16 +7,13 @@ LEDGER environment variable, one line per execution.
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import os
 import random
 from datetime import timedelta
 
 import restate
-from hypercorn.asyncio import serve
-from hypercorn.config import Config
 from restate import Context, ObjectContext, ObjectSharedContext, TerminalError
+from tests.services import serve_official
 
 LEDGER = os.environ.get("LEDGER", "")
 _attempts: dict[str, int] = {}
@@ -136,22 +133,5 @@ async def attempts(ctx: ObjectSharedContext) -> int:
     return _attempts.get(ctx.key(), 0)
 
 
-def make_app(mode: str | None = None):  # type: ignore[no-untyped-def]
-    return restate.app([greeter, counter, chain, sleeper, flaky], protocol=mode)  # type: ignore[arg-type]
-
-
-async def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--mode", choices=["bidi", "request_response"], default=None)
-    args = parser.parse_args()
-    config = Config()
-    config.bind = [f"127.0.0.1:{args.port}"]
-    config.h2_max_concurrent_streams = 2**31 - 1
-    config.keep_alive_timeout = 3600
-    config.accesslog = None
-    await serve(make_app(args.mode), config)  # type: ignore[arg-type]
-
-
 if __name__ == "__main__":
-    asyncio.run(main())
+    serve_official([greeter, counter, chain, sleeper, flaky])

@@ -9,16 +9,12 @@ LEDGER environment variable, one line each, so tests can count side effects.
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import json
 import os
 from datetime import timedelta
 from typing import Any
 
 import restate
-from hypercorn.asyncio import serve
-from hypercorn.config import Config
 from restate import (
     Context,
     ObjectContext,
@@ -27,6 +23,7 @@ from restate import (
     WorkflowContext,
     WorkflowSharedContext,
 )
+from tests.services import serve_official
 
 LEDGER = os.environ.get("LEDGER", "")
 
@@ -516,22 +513,5 @@ SERVICES = [
 ]
 
 
-def make_app(mode: str | None = None):  # type: ignore[no-untyped-def]
-    return restate.app(SERVICES, protocol=mode)  # type: ignore[arg-type]
-
-
-async def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--mode", choices=["bidi", "request_response"], default=None)
-    args = parser.parse_args()
-    config = Config()
-    config.bind = [f"127.0.0.1:{args.port}"]
-    config.h2_max_concurrent_streams = 2**31 - 1
-    config.keep_alive_timeout = 3600
-    config.accesslog = None
-    await serve(make_app(args.mode), config)  # type: ignore[arg-type]
-
-
 if __name__ == "__main__":
-    asyncio.run(main())
+    serve_official(SERVICES)

@@ -7,13 +7,9 @@ workflow's durable promise, or a call to a callee that keeps failing.
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-
 import restate
-from hypercorn.asyncio import serve
-from hypercorn.config import Config
 from restate import Context, WorkflowContext, WorkflowSharedContext
+from tests.services import serve_official
 
 waiter = restate.Service("Waiter")
 
@@ -47,20 +43,5 @@ async def decide(ctx: WorkflowSharedContext, who: str) -> None:
     await ctx.promise("decision", type_hint=str).resolve(who)
 
 
-def make_app(mode: str | None = None):  # type: ignore[no-untyped-def]
-    return restate.app([waiter, approval], protocol=mode)  # type: ignore[arg-type]
-
-
-async def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--mode", choices=["bidi", "request_response"], default=None)
-    args = parser.parse_args()
-    config = Config()
-    config.bind = [f"127.0.0.1:{args.port}"]
-    config.accesslog = None
-    await serve(make_app(args.mode), config)  # type: ignore[arg-type]
-
-
 if __name__ == "__main__":
-    asyncio.run(main())
+    serve_official([waiter, approval])
