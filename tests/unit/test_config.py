@@ -27,7 +27,7 @@ def test_defaults() -> None:
     assert config.admin_bind == ("127.0.0.1", 9070)
     assert config.data_dir == Path("perdure-data")
     assert config.max_body_bytes == DEFAULT_MAX_BODY_BYTES == 10 * 1024 * 1024
-    assert config.log_level == "info" and config.request_identity_key is None
+    assert config.log_level == "info" and config.request_identity_private_key is None
     assert config.registry_defaults() == Defaults()
 
 
@@ -146,7 +146,7 @@ def test_settings_that_conflict_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="is a file"):
         load({"data_dir": str(file)}, env={})
     with pytest.raises(ConfigError, match="request identity key"):
-        load({"request_identity_key": str(tmp_path / "nope.pem")}, env={})
+        load({"request_identity_private_key": str(tmp_path / "nope.pem")}, env={})
 
 
 def test_empty_environment_values_count_as_unset() -> None:

@@ -99,10 +99,11 @@ def run_server(args: argparse.Namespace) -> int:
 async def _serve(config: Config, after_ready: Callable[[Any], Any] | None = None) -> int:
     from perdure.server.app import DataDirectoryInUse, PerdureServer
     from perdure.server.http import BindError
+    from perdure.server.identity import IdentityKeyError
 
     try:
         server = PerdureServer(config)
-    except DataDirectoryInUse as exc:
+    except (DataDirectoryInUse, IdentityKeyError) as exc:
         print(f"perdure: {exc}", file=sys.stderr)
         return 1
     loop = asyncio.get_running_loop()

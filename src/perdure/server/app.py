@@ -19,6 +19,7 @@ from pathlib import Path
 
 from perdure.server.config import Config
 from perdure.server.driver import Driver
+from perdure.server.identity import RequestSigner, load_or_create_key
 from perdure.server.ids import RandomIds
 from perdure.server.invoker.h1 import H1Transport
 from perdure.server.invoker.h2 import H2Transport
@@ -112,6 +113,13 @@ class PerdureServer:
             self._lock = DataDirectoryLock.acquire(resolve_sqlite_path(config.data_dir))
         try:
             self.storage = storage if storage is not None else open_storage(config.data_dir)
+            # Every request to a deployment is signed (Restate's request identity, identity.py).
+            self.signer = RequestSigner(
+                load_or_create_key(
+                    config.request_identity_private_key,
+                    config.data_dir if storage is None else None,
+                )
+            )
         except BaseException:
             self.close_lock()
             raise
@@ -122,7 +130,13 @@ class PerdureServer:
         self.timers = TimerService(lambda timer: self.driver.submit(TimerFired(timer)))
         self.h2 = H2Transport()
         self.h1 = H1Transport()
-        self.invoker = Invoker(self.driver.submit, lambda: self.registry, self.h2, self.h1)
+        self.invoker = Invoker(
+            self.driver.submit,
+            lambda: self.registry,
+            self.h2,
+            self.h1,
+            extra_headers=lambda _deployment, url: self.signer.headers(url),
+        )
         self.bound: Bound | None = None
         self._stopping = asyncio.Event()
         self.instance = secrets.token_hex(4)
@@ -183,7 +197,7 @@ class PerdureServer:
             lambda: self.registry,
             self.storage,
             self.config,
-            discover=Discoverer(self.h2, self.h1).discover,
+            discover=Discoverer(self.h2, self.h1, sign=self.signer.headers).discover,
         )
         try:
             # Bound before the TaskGroup so that a BindError reaches the caller as itself;
@@ -198,6 +212,10 @@ class PerdureServer:
                     servers.url("ingress"),
                     servers.url("admin"),
                     self.config.data_dir,
+                )
+                log.info(
+                    "request identity public key: %s (give it to deployments as identity_keys)",
+                    self.signer.public_key,
                 )
                 if on_ready is not None:
                     on_ready(self.bound)

@@ -68,9 +68,9 @@ class Config:
     inactivity_timeout_ms: int = _DEFAULTS.inactivity_timeout_ms
     abort_timeout_ms: int = _DEFAULTS.abort_timeout_ms
     log_level: str = "info"
-    # Placeholder: the Ed25519 key that will sign requests to deployments (Restate's request
-    # identity). Read and checked for existence, not used yet.
-    request_identity_key: Path | None = None
+    # The Ed25519 key (PKCS#8 PEM) that signs requests to deployments (Restate's request
+    # identity); None: the data directory's own key, created on the first start.
+    request_identity_private_key: Path | None = None
 
     def registry_defaults(self) -> Defaults:
         """The server-wide defaults the registry applies under each manifest's own options."""
@@ -416,11 +416,12 @@ SETTINGS: tuple[Setting, ...] = (
         "debug, info, warning or error",
     ),
     Setting(
-        "request_identity_key",
-        "request-identity-key",
-        "PERDURE_REQUEST_IDENTITY_KEY",
+        "request_identity_private_key",
+        "request-identity-private-key",
+        "PERDURE_REQUEST_IDENTITY_PRIVATE_KEY",
         _path,
-        "Ed25519 private key (PEM) for request identity (not used yet)",
+        "Ed25519 private key (PKCS#8 PEM) that signs requests to deployments "
+        "(default: request-identity.pem in the data directory, created on first start)",
     ),
 )
 
@@ -531,11 +532,11 @@ def _check_together(config: Config) -> None:
             f"the data directory {config.data_dir} is a file; point --data-dir / "
             "PERDURE_DATA_DIR at a directory (it is created if missing)"
         )
-    key = config.request_identity_key
+    key = config.request_identity_private_key
     if key is not None and not key.is_file():
         raise ConfigError(
-            f"the request identity key {key} does not exist; fix --request-identity-key / "
-            "PERDURE_REQUEST_IDENTITY_KEY or leave it unset"
+            f"the request identity key {key} does not exist; fix --request-identity-private-key "
+            "/ PERDURE_REQUEST_IDENTITY_PRIVATE_KEY or leave it unset"
         )
 
 

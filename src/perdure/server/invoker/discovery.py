@@ -11,7 +11,7 @@ manifest (502), a manifest Perdure refuses (400), protocol versions it does not 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -96,9 +96,11 @@ class Discoverer:
         h2: Transport | None = None,
         h1: Transport | None = None,
         timeout_s: float = DISCOVERY_TIMEOUT_S,
+        sign: Callable[[str], list[tuple[str, str]]] | None = None,
     ) -> None:
         self._h2 = h2
         self._h1 = h1
+        self._sign = sign  # the request-identity headers for a URL (server/identity.py)
         self._owned: list[Transport] = []
         self._timeout_s = timeout_s
 
@@ -133,6 +135,8 @@ class Discoverer:
         base = check_uri(uri)
         url = base + DISCOVER_PATH
         headers = [("accept", accept_header()), *additional_headers]
+        if self._sign is not None:
+            headers.extend(self._sign(url))
         try:
             response = await self._transport(use_http_11).request(
                 "GET", url, headers, timeout=self._timeout_s
