@@ -74,6 +74,18 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds all processes of the machine spent so far (every core, not idle or iowait).
+
+    >>> machine_busy_seconds() > 0
+    True
+    """
+    with open("/proc/stat", encoding="ascii") as f:
+        ticks = [int(x) for x in f.readline().split()[1:]]
+    # user nice system idle iowait irq softirq steal ...: all but idle and iowait are busy.
+    return (sum(ticks[:8]) - ticks[3] - ticks[4]) / CLOCK_TICKS
+
+
 def _restate_version() -> str | None:
     if not RESTATE_BINARY.is_file():
         return None

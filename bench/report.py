@@ -54,15 +54,16 @@ def _fmt(value: float | None, digits: int = 1) -> str:
 def rows_table(rows: list[dict[str, Any]]) -> str:
     """Every measured row: one line per workload x concurrency x server/SDK."""
     head = ("| workload | c | server | SDK | req/s | p50 ms | p99 ms | errors | server CPU s "
-            "| service CPU s | server CPU ms/req | service CPU ms/req | drain s |")
-    lines = [head, "|" + "---|" * 13]
+            "| service CPU s | server CPU ms/req | service CPU ms/req | drain s | other cores |")
+    lines = [head, "|" + "---|" * 14]
     for r in rows:
         lines.append(
             f"| {r['workload']} | {r['concurrency']} | {r['server']} | {r['sdk']} "
             f"| {_fmt(r['throughput'])} | {_fmt(r['p50_ms'], 2)} | {_fmt(r['p99_ms'], 2)} "
             f"| {r['errors']} | {_fmt(r['server_cpu_s'], 2)} | {_fmt(r['service_cpu_s'], 2)} "
             f"| {_fmt(r['server_cpu_ms_per_req'], 3)} | {_fmt(r['service_cpu_ms_per_req'], 3)} "
-            f"| {_fmt(r['drain_s'], 1) if r['drain_s'] else ''} |"
+            f"| {_fmt(r['drain_s'], 1) if r['drain_s'] else ''} "
+            f"| {_fmt(r.get('other_cores'), 2)} |"
         )
     return "\n".join(lines)
 
@@ -118,7 +119,7 @@ def profile_table(profile: dict[str, Any], kind: str, limit: int = 20) -> str:
 def markdown(results: dict[str, Any]) -> str:
     m = results["machine"]
     parts = [
-        f"# Perdure vs Restate — {results['date']} ({results['mode']} run)",
+        f"# Perdure vs Restate — {results['date']} ({results['label']}, {results['mode']} run)",
         "",
         f"Command: `{results['command']}`  ",
         f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory']}, Linux {m['kernel']}, "
@@ -135,7 +136,10 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         rows_table(results["rows"]),
         "",
-        f"Idle CPU (cores) before the run: {json.dumps(results['idle_cores'])}.",
+        f"Idle CPU (cores) before the run: {json.dumps(results['idle_cores'])}. "
+        "`other cores`: CPU the rest of the machine used during the row (the idle server, "
+        "other people's processes on a shared machine), in cores; the load generator is not "
+        "counted there (it is in the json as `wrk_cpu_s`).",
     ]
     if results.get("scale"):
         parts += ["", "## Cost per ctx.run step (c=1, sequential requests)", "",
@@ -153,7 +157,7 @@ def markdown(results: dict[str, Any]) -> str:
 
 def write(results: dict[str, Any]) -> Path:
     RESULTS.mkdir(exist_ok=True)
-    stem = RESULTS / f"{results['date']}-{results['mode']}"
+    stem = RESULTS / f"{results['date']}-{results['label']}"
     stem.with_suffix(".json").write_text(json.dumps(results, indent=1) + "\n")
     path = stem.with_suffix(".md")
     path.write_text(markdown(results))

@@ -64,6 +64,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-scale", action="store_true", help="skip the steps scale figure")
     parser.add_argument("--no-profile", action="store_true", help="skip the py-spy profile")
     parser.add_argument("--profile-seconds", type=int, default=15)
+    parser.add_argument("--label", help="results file name after the date (default: the mode)")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs, data)")
     return parser.parse_args(argv)
 
@@ -190,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
             "date": datetime.date.today().isoformat(),
             "started_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
             "mode": mode,
+            "label": args.label or mode,
             "command": "python -m bench.run " + " ".join(argv if argv is not None
                                                           else sys.argv[1:]),
             "machine": report.machine_facts(),

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.processes import cpu_seconds
+from bench.processes import cpu_seconds, machine_busy_seconds
 
 LUA = Path(__file__).with_name("load.lua")
 
@@ -90,10 +90,14 @@ def measure(wrk: Path, url: str, server_pid: int, service_pid: int, workload: Wo
     pids = [server_pid, service_pid]
     wait_quiet(pids)
     server0, service0 = cpu_seconds(server_pid), cpu_seconds(service_pid)
+    machine0, start = machine_busy_seconds(), time.monotonic()
     raw = run_wrk(wrk, url, workload, prefix, concurrency, seconds)
     drain_s = wait_quiet(pids, window=0.25) if workload.one_way else 0.0
     server_cpu = cpu_seconds(server_pid) - server0
     service_cpu = cpu_seconds(service_pid) - service0
+    # What else ran meanwhile (other servers idling, other people's work on a shared machine).
+    others = machine_busy_seconds() - machine0 - server_cpu - service_cpu - raw["wrk_cpu_s"]
+    others_cores = max(others, 0.0) / (time.monotonic() - start)
     wall = raw["duration_us"] / 1e6
     requests = raw["requests"]
     errors = sum(raw[k] for k in ("connect_errors", "read_errors", "write_errors",
@@ -114,5 +118,6 @@ def measure(wrk: Path, url: str, server_pid: int, service_pid: int, workload: Wo
         "server_cpu_ms_per_req": server_cpu / ok * 1000 if ok else None,
         "service_cpu_ms_per_req": service_cpu / ok * 1000 if ok else None,
         "drain_s": round(drain_s, 2),
+        "other_cores": round(others_cores, 2),
         "raw": raw,
     }
