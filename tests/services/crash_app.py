@@ -9,7 +9,8 @@ journal. A checker can so tell, step by step, which execution's result was store
 a closure ran again after that (its line would come after the stored one).
 
 - ``Chain/run {"id", "steps"}``: a chain of `ctx.run` steps with a short sleep between them;
-- ``Tally/{key}/add {"id", "delta"}``: adds ``delta`` to the key's number (one `ctx.run` step);
+- ``Tally/{key}/add {"id", "delta", "holdMillis"}``: adds ``delta`` to the key's number (one
+  `ctx.run` step, then a sleep that holds the key);
 - ``Tally/{key}/get``: the key's number;
 - ``Napper/nap {"id", "millis"}``: journals the wall clock, sleeps durably, journals it again.
 """
@@ -64,6 +65,8 @@ tally = restate.VirtualObject("Tally")
 async def add(ctx: ObjectContext, req: dict[str, Any]) -> dict[str, Any]:
     old = await ctx.get("n", type_hint=int) or 0
     nonce = await ctx.run("add", lambda: record(req["id"], "add"))
+    # Holds the key a moment, so the adds behind it wait in the key's inbox across kills.
+    await ctx.sleep(timedelta(milliseconds=int(req.get("holdMillis", 0))))
     ctx.set("n", old + int(req["delta"]))
     return {"old": old, "new": old + int(req["delta"]), "nonces": [nonce]}
 
