@@ -40,11 +40,47 @@ def _frame(text: str) -> str:
     return re.sub(r"\(/[^)]*/(site-packages|src|lib/python3\.\d+)/", "(", text)
 
 
+# Where a sample of the Perdure server belongs, by the first of these found on its stack
+# (checked in order: the commit thread first, then the most specific part of the pipeline).
+COMPONENTS = (
+    ("commit thread (COMMIT + fsync, off the event loop)", ("_worker (concurrent/futures",)),
+    ("storage SQL inside the partition (event loop)", ("perdure/server/storage/",)),
+    ("partition logic (event loop)", ("perdure/server/partition/",)),
+    ("driver (batching, savepoints, dispatch)", ("perdure/server/driver.py",)),
+    ("invoker: HTTP/2 client to the deployment", ("perdure/server/invoker/",)),
+    ("ingress: HTTP/1.1 server (uvicorn + ingress app)", ("uvicorn/", "perdure/server/ingress/",
+                                                          "perdure/server/asgi.py")),
+    ("event loop itself (uvloop, socket I/O, callbacks)", ("",)),
+)
+
+
+def components(collapsed: str) -> list[dict[str, Any]]:
+    """Share of all samples per part of the server (see COMPONENTS).
+
+    >>> components("a (perdure/server/driver.py:1);b (perdure/server/storage/sqlite.py:2) 3\\n"
+    ...            "Runner.run (asyncio/runners.py:1) 1\\n")[1]
+    {'component': 'storage SQL inside the partition (event loop)', 'percent': 75.0}
+    """
+    counts = {name: 0 for name, _ in COMPONENTS}
+    total = 0
+    for line in collapsed.splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        total += int(count_text)
+        for name, needles in COMPONENTS:
+            if any(needle in stack for needle in needles):
+                counts[name] += int(count_text)
+                break
+    return [{"component": name, "percent": round(100 * n / max(total, 1), 1)}
+            for name, n in counts.items()]
+
+
 def hot_spots(collapsed: str, *, limit: int = 25) -> dict[str, Any]:
     """Rank functions by self and inclusive share of the samples in py-spy's raw output.
 
     >>> top = hot_spots("main (a.py:1);f (a.py:2) 3\\nmain (a.py:1);g (a.py:3) 1\\n")
-    >>> top["samples"], top["self"][0], top["inclusive"][0]["percent"]
+    >>> top["samples"], top["self"][0], top["inclusive"][0]["percent"]  # doctest: +ELLIPSIS
     (4, {'function': 'f (a.py)', 'percent': 75.0}, 100.0)
     """
     own: Counter[str] = Counter()
@@ -70,4 +106,5 @@ def hot_spots(collapsed: str, *, limit: int = 25) -> dict[str, Any]:
             for f, n in counter.most_common(limit)
         ]
 
-    return {"samples": total, "self": ranked(own), "inclusive": ranked(anywhere)}
+    return {"samples": total, "self": ranked(own), "inclusive": ranked(anywhere),
+            "components": components(collapsed)}

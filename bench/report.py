@@ -149,7 +149,10 @@ def markdown(results: dict[str, Any]) -> str:
         parts += [
             "", f"## Perdure server profile, greeter c={p['concurrency']} ({p['samples']} "
             f"samples, {p['throughput']:.1f} req/s while sampled)", "",
-            "Self time:", "", profile_table(p, "self"), "",
+            "By part of the server:", "",
+            "| % of samples | part |", "|---|---|",
+            *[f"| {c['percent']:.1f} | {c['component']} |" for c in p.get("components", [])],
+            "", "Self time:", "", profile_table(p, "self"), "",
             "Inclusive time:", "", profile_table(p, "inclusive", 30),
         ]
     return "\n".join(parts) + "\n"
@@ -162,3 +165,26 @@ def write(results: dict[str, Any]) -> Path:
     path = stem.with_suffix(".md")
     path.write_text(markdown(results))
     return path
+
+
+def rerender(json_path: Path) -> Path:
+    """Rewrite the .md of a results .json (after a change of this module's tables)."""
+    from bench import profiling
+
+    results: dict[str, Any] = json.loads(json_path.read_text())
+    profile = results.get("profile")
+    if profile and "components" not in profile:
+        collapsed = (RESULTS / profile["collapsed_file"]).read_text()
+        profile["components"] = profiling.components(collapsed)
+        json_path.write_text(json.dumps(results, indent=1) + "\n")
+    results.setdefault("label", results["mode"])
+    path = json_path.with_suffix(".md")
+    path.write_text(markdown(results))
+    return path
+
+
+if __name__ == "__main__":
+    import sys
+
+    for name in sys.argv[1:]:
+        print(rerender(Path(name)))
