@@ -163,7 +163,13 @@ class Invoker:
         else:
             await stream.end()
         try:
-            status, _ = await asyncio.wait_for(stream.response_headers(), timeout=abort_after)
+            try:
+                status, _ = await asyncio.wait_for(stream.response_headers(), timeout=abort_after)
+            except TimeoutError:
+                return CODE_TIMEOUT, (
+                    f"the deployment sent no response headers for {abort_after:.0f}s; the "
+                    "attempt was aborted and will be retried"
+                )
             if status != 200:
                 body = await _read_some(stream)
                 return status if status >= 400 else 500, (
