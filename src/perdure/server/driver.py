@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from perdure.server.partition.effects import Effect, Reply, ReplyKind, ReplyToRequest
-from perdure.server.partition.events import Event
+from perdure.server.partition.events import AttemptFailed, Event, FramesReceived
 from perdure.server.storage.api import Storage, StorageError, Transaction
 
 log = logging.getLogger("perdure.driver")
@@ -25,6 +25,11 @@ log = logging.getLogger("perdure.driver")
 # At most this many events share one transaction. Large enough that one fsync (~0.5 ms here)
 # is spread over many events under load, small enough that one batch's effects go out quickly.
 MAX_BATCH = 512
+
+# An attempt whose messages could not be stored (disk full, I/O error) is aborted; this long
+# after, the driver reports it failed so that the retry policy starts the next attempt. The
+# pause keeps a disk that stays full from being hammered in a tight loop.
+LOST_ATTEMPT_RETRY_S = 1.0
 
 
 class Applier(Protocol):
@@ -159,7 +164,19 @@ class Driver:
 
     def _lost(self, batch: list[Event], why: str) -> list[Effect]:
         effects = self._partition.on_batch_lost(batch)
+        loop = asyncio.get_running_loop()
         for event in batch:
+            if isinstance(event, FramesReceived | AttemptFailed):
+                # on_batch_lost aborts the attempt; without a failure on record nothing would
+                # ever start the next one and the invocation would stay running forever.
+                failed = AttemptFailed(
+                    event.invocation_id,
+                    event.attempt,
+                    503,
+                    f"the server could not store what the attempt sent ({why}); the attempt "
+                    "was aborted and will be retried",
+                )
+                loop.call_later(LOST_ATTEMPT_RETRY_S, self.submit, failed)
             rid = _request_id(event)
             if rid is not None:
                 reply = Reply(
