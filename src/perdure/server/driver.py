@@ -10,13 +10,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections import deque
 from collections.abc import Callable
 from typing import Protocol
 
-from perdure.server.partition.effects import Effect, Reply, ReplyKind, ReplyToRequest
+from perdure.server.partition.effects import (
+    Effect,
+    Reply,
+    ReplyKind,
+    ReplyToRequest,
+    ScheduleTimer,
+)
 from perdure.server.partition.events import AttemptFailed, Event, FramesReceived
 from perdure.server.storage.api import Storage, StorageError, Transaction
 
@@ -163,7 +170,15 @@ class Driver:
         return effects
 
     def _lost(self, batch: list[Event], why: str) -> list[Effect]:
-        effects = self._partition.on_batch_lost(batch)
+        # A timer whose firing was not stored fires again, but not at once: on a disk that
+        # stays full an immediate refire would spin (it still never fires before it is due).
+        later_ms = int(self._clock() * 1000) + int(LOST_ATTEMPT_RETRY_S * 1000)
+        effects = [
+            ScheduleTimer(dataclasses.replace(e.timer, fire_at=max(e.timer.fire_at, later_ms)))
+            if isinstance(e, ScheduleTimer)
+            else e
+            for e in self._partition.on_batch_lost(batch)
+        ]
         loop = asyncio.get_running_loop()
         for event in batch:
             if isinstance(event, FramesReceived | AttemptFailed):
