@@ -80,6 +80,10 @@ def _setup_logging(config: Config) -> None:
         stream=sys.stderr,
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    # At debug level these print every header they encode or decode: request-identity JWTs and
+    # a deployment's credentials (additional_headers) would end up in the log.
+    for name in ("hpack", "h2", "hypercorn.error", "httpcore"):
+        logging.getLogger(name).setLevel(max(logging.INFO, logging.getLogger(name).level))
     for name in unknown_env_vars():
         log.warning("environment variable %s is not a Perdure setting (typo?)", name)
 
