@@ -50,8 +50,22 @@ def _report(figures: Figures, seed: int) -> None:
 
 @pytest.mark.parametrize("victim", ["server", "deployment", "both"])
 def test_kill9_under_load_loses_and_repeats_nothing(tmp_path: Path, victim: str) -> None:
+    run_crash(tmp_path, victim, SIZE, KILLS)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not os.environ.get("PERDURE_CRASH_LARGE"), reason="set PERDURE_CRASH_LARGE=1 (~3 min)"
+)
+@pytest.mark.timeout(900)
+def test_kill9_large(tmp_path: Path) -> None:
+    """1000 invocations, 8 kills of server and deployment together."""
+    run_crash(tmp_path, "both", 1000, 8)
+
+
+def run_crash(tmp_path: Path, victim: str, size: int, kills: int) -> None:
     seed = _seed()
-    print(f"crash suite: victim={victim} size={SIZE} kills={KILLS} seed={seed}")
+    print(f"crash suite: victim={victim} size={size} kills={kills} seed={seed}")
     rng = random.Random(seed)
     ledger = tmp_path / "ledger.jsonl"
     ledger.touch()
@@ -59,14 +73,14 @@ def test_kill9_under_load_loses_and_repeats_nothing(tmp_path: Path, victim: str)
     service = ServiceProcess(
         "tests.services.crash_app", tmp_path / "service.log", env={"LEDGER": str(ledger)}
     ).start()
-    workload = Workload(SIZE, seed)
-    figures = Figures(victim, invocations=SIZE)
+    workload = Workload(size, seed)
+    figures = Figures(victim, invocations=size)
     try:
         server.register(service.uri)
         with concurrent.futures.ThreadPoolExecutor(1) as sender:
             # All requests go out at once while the kills fall: some sends die with the server.
             sending = sender.submit(workload.send, server.ingress, workload.requests)
-            for _ in range(KILLS):
+            for _ in range(kills):
                 time.sleep(rng.uniform(0.3, 1.5))  # a random moment
                 figures.in_flight_at_kill.append(in_flight(server.admin))
                 if victim in ("server", "both"):
