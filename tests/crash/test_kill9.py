@@ -55,7 +55,8 @@ def test_kill9_under_load_loses_and_repeats_nothing(tmp_path: Path, victim: str)
 
 @pytest.mark.slow
 @pytest.mark.skipif(
-    not os.environ.get("PERDURE_CRASH_LARGE"), reason="set PERDURE_CRASH_LARGE=1 (~3 min)"
+    not os.environ.get("PERDURE_CRASH_LARGE"),
+    reason="set PERDURE_CRASH_LARGE=1 to run it (about a minute)",
 )
 @pytest.mark.timeout(900)
 def test_kill9_large(tmp_path: Path) -> None:
