@@ -24,6 +24,8 @@ import httpx
 
 # How many object keys the adds spread over: few enough that adds queue behind each other.
 TALLY_KEYS = 8
+# The mix: a third each of the first three in the default run, plus calls and workflows.
+KINDS = ("chain", "add", "nap", "chain", "add", "nap", "call", "flow")
 
 
 @dataclass
@@ -31,7 +33,7 @@ class Request:
     """One invocation the load generator asked for."""
 
     request_id: str
-    kind: str  # chain | add | nap
+    kind: str  # chain | add | nap | call | flow
     path: str
     body: dict[str, Any]
     idempotency_key: str = field(default_factory=lambda: uuid.uuid4().hex)
@@ -64,7 +66,7 @@ class Workload:
         self.requests: list[Request] = []
         for n in range(size):
             request_id = f"r{n:05}-{uuid.uuid4().hex[:6]}"
-            kind = ("chain", "add", "nap")[n % 3]
+            kind = KINDS[n % len(KINDS)]
             if kind == "chain":
                 body: dict[str, Any] = {
                     "id": request_id,
@@ -79,9 +81,16 @@ class Workload:
                     "holdMillis": self.random.randint(50, 250),
                 }
                 path = f"Tally/key{self.random.randrange(TALLY_KEYS)}/add"
-            else:
+            elif kind == "nap":
                 body = {"id": request_id, "millis": self.random.randint(500, 6000)}
                 path = "Napper/nap"
+            elif kind == "call":
+                key = f"key{self.random.randrange(TALLY_KEYS)}"
+                body = {"id": request_id, "key": key, "delta": self.random.randint(1, 9)}
+                path = "Caller/run"
+            else:
+                body = {"id": request_id, "pauseMillis": self.random.randint(300, 3000)}
+                path = f"Flow/{request_id}/run"
             self.requests.append(Request(request_id, kind, path, body))
 
     def send(self, ingress: str, requests: list[Request]) -> int:
@@ -94,7 +103,10 @@ class Workload:
                 r = client.post(
                     f"{ingress}/{request.path}/send",
                     json=request.body,
-                    headers={"idempotency-key": request.idempotency_key},
+                    # A workflow's key makes its run idempotent; it refuses idempotency keys.
+                    headers={}
+                    if request.kind == "flow"
+                    else {"idempotency-key": request.idempotency_key},
                 )
             except httpx.HTTPError:
                 return False
@@ -164,7 +176,18 @@ def _journaled_steps(request: Request) -> list[tuple[str, str]]:
         return [(f"step{i}", nonce) for i, nonce in enumerate(output)]
     if request.kind == "add":
         return [("add", output["nonces"][0])]
+    if request.kind == "call":
+        return [("after-call", output["nonces"][0])]
+    if request.kind == "flow":
+        return list(zip(("prepare", "finish"), output, strict=True))
     return list(zip(("before", "after"), output["nonces"], strict=True))
+
+
+def _callee_steps(request: Request) -> list[tuple[str, str, str]]:
+    """(request id, step, journaled nonce) of what a call's callee ran."""
+    if request.kind != "call" or request.output is None:
+        return []
+    return [(f"{request.request_id}-callee", "add", request.output["callee"]["nonces"][0])]
 
 
 def check(
@@ -184,10 +207,15 @@ def check(
         )
 
     # Exactly once: the server holds one invocation per request, all completed.
-    r = httpx.get(f"{admin}/invocations", params={"limit": 1000}, timeout=30)
-    body = r.json()
-    rows = body["invocations"] if isinstance(body, dict) else body
-    mine = [i for i in rows if i.get("target_handler_name") != "get"]
+    rows = []
+    for service in ("Chain", "Tally", "Napper", "Caller", "Flow"):  # 1000 at most per answer
+        r = httpx.get(
+            f"{admin}/invocations", params={"limit": 1000, "service": service}, timeout=30
+        )
+        body = r.json()
+        rows.extend(body["invocations"] if isinstance(body, dict) else body)
+    everything = [i for i in rows if i.get("target_handler_name") != "get"]
+    mine = [i for i in everything if i.get("invoked_by") is None]
     ids = [i["id"] for i in mine]
     expected = {req.invocation_id for req in workload.accepted()}
     if len(ids) != len(set(ids)) or set(ids) != expected:
@@ -195,7 +223,11 @@ def check(
             f"the server holds {len(ids)} invocations ({len(set(ids))} distinct) for "
             f"{len(expected)} accepted requests"
         )
-    not_completed = [i["id"] for i in mine if i["status"] != "completed"]
+    calls = sum(1 for r in workload.accepted() if r.kind == "call")
+    callees = [i for i in everything if i.get("invoked_by") is not None]
+    if len(callees) != calls:
+        problems.append(f"{calls} calls made {len(callees)} callee invocations")
+    not_completed = [i["id"] for i in everything if i["status"] != "completed"]
     if not_completed:
         problems.append(f"invocations not completed: {not_completed[:5]}")
 
@@ -204,23 +236,25 @@ def check(
     for request in workload.accepted():
         if request.output is None:
             continue
-        for step, nonce in _journaled_steps(request):
-            runs = executions.get((request.request_id, step), [])
+        steps = [(request.request_id, step, nonce) for step, nonce in _journaled_steps(request)]
+        for request_id, step, nonce in steps + _callee_steps(request):
+            runs = executions.get((request_id, step), [])
             if nonce not in runs:
-                problems.append(f"{request.request_id}/{step}: journaled {nonce} was never run")
+                problems.append(f"{request_id}/{step}: journaled {nonce} was never run")
                 continue
             after = len(runs) - 1 - runs.index(nonce)
             figures.reruns_before_stored += runs.index(nonce)
             if after:
                 figures.duplicate_journaled_steps += after
                 problems.append(
-                    f"{request.request_id}/{step} ran {after} more time(s) after its result "
-                    "was journaled"
+                    f"{request_id}/{step} ran {after} more time(s) after its result was journaled"
                 )
 
     # Objects: each key's number is the sum of the adds accepted for it.
     sums: dict[str, int] = defaultdict(int)
     for request in workload.accepted():
+        if request.kind == "call":
+            sums[request.body["key"]] += request.body["delta"]
         if request.kind == "add":
             sums[request.path.split("/")[1]] += request.body["delta"]
             out = request.output

@@ -12,7 +12,9 @@ a closure ran again after that (its line would come after the stored one).
 - ``Tally/{key}/add {"id", "delta", "holdMillis"}``: adds ``delta`` to the key's number (one
   `ctx.run` step, then a sleep that holds the key);
 - ``Tally/{key}/get``: the key's number;
-- ``Napper/nap {"id", "millis"}``: journals the wall clock, sleeps durably, journals it again.
+- ``Napper/nap {"id", "millis"}``: journals the wall clock, sleeps durably, journals it again;
+- ``Caller/run {"id", "key", "delta"}``: calls ``Tally/{key}/add``, then runs one step;
+- ``Flow/{id}/run {"id", "pauseMillis"}``: a workflow with two steps around a sleep.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from datetime import timedelta
 from typing import Any
 
 import restate
-from restate import Context, ObjectContext, ObjectSharedContext
+from restate import Context, ObjectContext, ObjectSharedContext, WorkflowContext
 
 LEDGER = os.environ.get("LEDGER", "ledger.jsonl")
 
@@ -95,7 +97,31 @@ async def nap(ctx: Context, req: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-SERVICES = [chain, tally, napper]
+caller = restate.Service("Caller")
+
+
+@caller.handler(name="run")
+async def call_then_run(ctx: Context, req: dict[str, Any]) -> dict[str, Any]:
+    """Calls Tally/{key}/add (request id ``<id>-callee``), then journals one step of its own."""
+    callee = {"id": f"{req['id']}-callee", "delta": req["delta"], "holdMillis": 50}
+    answer = await ctx.object_call(add, key=req["key"], arg=callee)
+    nonce = await ctx.run("after-call", lambda: record(req["id"], "after-call"))
+    return {"callee": answer, "nonces": [nonce]}
+
+
+flow = restate.Workflow("Flow")
+
+
+@flow.main(name="run")
+async def flow_run(ctx: WorkflowContext, req: dict[str, Any]) -> list[str]:
+    """A workflow run: two journaled steps around a durable sleep (runs once per key)."""
+    first = await ctx.run("prepare", lambda: record(req["id"], "prepare"))
+    await ctx.sleep(timedelta(milliseconds=int(req["pauseMillis"])))
+    second = await ctx.run("finish", lambda: record(req["id"], "finish"))
+    return [first, second]
+
+
+SERVICES = [chain, tally, napper, caller, flow]
 
 
 def main() -> None:
