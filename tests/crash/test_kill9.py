@@ -18,6 +18,7 @@ import concurrent.futures
 import json
 import os
 import random
+import threading
 import time
 from pathlib import Path
 
@@ -78,9 +79,23 @@ def run_crash(tmp_path: Path, victim: str, size: int, kills: int) -> None:
     figures = Figures(victim, invocations=size)
     try:
         server.register(service.uri)
+        stop_sending = threading.Event()
+
+        def keep_sending() -> int:
+            """Sends until every request is accepted; answers how many sends got no answer."""
+            unanswered = 0
+            while not stop_sending.is_set():
+                missing = workload.send(server.ingress, workload.requests)
+                unanswered += missing
+                if missing == 0:
+                    break
+                time.sleep(0.2)  # the server is down or starting: try again shortly
+            return unanswered
+
         with concurrent.futures.ThreadPoolExecutor(1) as sender:
-            # All requests go out at once while the kills fall: some sends die with the server.
-            sending = sender.submit(workload.send, server.ingress, workload.requests)
+            # All requests go out at once while the kills fall: some sends die with the server
+            # and are sent again, with the same idempotency key, once it is back.
+            sending = sender.submit(keep_sending)
             for _ in range(kills):
                 time.sleep(rng.uniform(0.3, 1.5))  # a random moment
                 figures.in_flight_at_kill.append(in_flight(server.admin))
@@ -94,6 +109,7 @@ def run_crash(tmp_path: Path, victim: str, size: int, kills: int) -> None:
                     service.start()  # same port: the registered URI stays right
                 if victim in ("server", "both"):
                     server.start()
+            stop_sending.set()
             figures.resent_after_kill = sending.result()
         # Sends the kills cut off: repeated with their idempotency keys until accepted.
         for _ in range(5):
