@@ -16,6 +16,7 @@ import contextlib
 import json
 import os
 import platform
+import statistics
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,30 @@ def machine_facts() -> dict[str, Any]:
         "python": platform.python_version(),
         "perdure_commit": commit,
     }
+
+
+def medians(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per workload x concurrency x server/SDK: the median of its rounds (--repeat).
+
+    >>> rows = [{"workload": "g", "concurrency": 1, "server": "p", "sdk": "s", "throughput": t}
+    ...         for t in (10.0, 30.0, 20.0)]
+    >>> [r["throughput"] for r in medians(rows)], medians(rows)[0]["rounds"]
+    ([20.0], 3)
+    """
+    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault((r["workload"], r["concurrency"], r["server"], r["sdk"]), []).append(r)
+    merged = []
+    for group in groups.values():
+        row = dict(group[0])
+        for name, value in group[0].items():
+            values = [g[name] for g in group if isinstance(g.get(name), int | float)]
+            if isinstance(value, int | float) and len(values) == len(group):
+                row[name] = statistics.median(values)
+        row["errors"] = sum(g.get("errors", 0) for g in group)  # every error counts
+        row["rounds"] = len(group)
+        merged.append(row)
+    return merged
 
 
 def _fmt(value: float | None, digits: int = 1) -> str:
@@ -130,11 +155,12 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         "## Perdure / Restate (official restate-sdk service, same process for both)",
         "",
-        comparison_table(results["rows"]),
+        comparison_table(medians(results["rows"])),
         "",
-        "## Every row",
+        "## Every row" + (f" (median of {results['repeat']} rounds; each round in the json)"
+                          if results.get("repeat", 1) > 1 else ""),
         "",
-        rows_table(results["rows"]),
+        rows_table(medians(results["rows"])),
         "",
         f"Idle CPU (cores) before the run: {json.dumps(results['idle_cores'])}. "
         "`other cores`: CPU the rest of the machine used during the row (the idle server, "

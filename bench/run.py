@@ -59,6 +59,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--full", action="store_true", help="longer rows, c=256 too")
     parser.add_argument("--seconds", type=float, help="seconds per row (5 quick, 20 full)")
     parser.add_argument("--concurrency", type=int, nargs="+", help="override the levels")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="run every row this many times; the tables show medians")
     parser.add_argument("--only", nargs="+", choices=sorted(WORKLOADS), help="these workloads")
     parser.add_argument("--no-perdure-sdk", action="store_true", help="skip the Perdure SDK rows")
     parser.add_argument("--no-scale", action="store_true", help="skip the steps scale figure")
@@ -77,20 +79,20 @@ def idle_cores(pids: dict[str, int], seconds: float = 3.0) -> dict[str, float]:
 
 
 def run_rows(tools: Tools, setups: list[Setup], workloads: list[str], levels: list[int],
-             seconds: float) -> list[dict[str, Any]]:
+             seconds: float, repeat: int = 1) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     flip = False
     for name in workloads:
         workload = WORKLOADS[name]
         for setup in setups:  # warm-up: connections, first-call caches, deployments resolved
             run_wrk(tools.wrk, setup.url, workload, setup.prefix, 8, 1)
-        for level in levels:
+        for level, round_ in ((lv, r) for lv in levels for r in range(repeat)):
             order = list(reversed(setups)) if flip else setups
             flip = not flip
             for setup in order:
                 row = measure(tools.wrk, setup.url, setup.server_pid, setup.service_pid,
                               workload, prefix=setup.prefix, concurrency=level, seconds=seconds)
-                row = {"server": setup.server, "sdk": setup.sdk, **row}
+                row = {"server": setup.server, "sdk": setup.sdk, "round": round_, **row}
                 rows.append(row)
                 print(f"{name:>8} c={level:<4} {setup.server:>8}/{setup.sdk:<12} "
                       f"{row['throughput']:>9.1f} req/s  p50 {row['p50_ms']:>8.2f} ms  "
@@ -202,7 +204,8 @@ def main(argv: list[str] | None = None) -> int:
             "seconds": seconds,
             "idle_cores": idle_cores(pids),
         }
-        results["rows"] = run_rows(tools, setups, workloads, levels, seconds)
+        results["repeat"] = args.repeat
+        results["rows"] = run_rows(tools, setups, workloads, levels, seconds, args.repeat)
         if not args.no_scale:
             print("cost per step:", flush=True)
             results["scale"] = run_scale(setups, args.full)
@@ -213,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
             timespec="seconds")
         path = report.write(results)
         print()
-        print(report.comparison_table(results["rows"]))
+        print(report.comparison_table(report.medians(results["rows"])))
         if results.get("scale"):
             print()
             print(report.scale_table(results["scale"]))
