@@ -196,7 +196,13 @@ class _Server:
 
 @dataclass
 class Perdure(_Server):
-    """`perdure server` with its defaults, data in ``work_dir/data``."""
+    """`perdure server` with its defaults, data in ``work_dir/data``.
+
+    ``src`` is the source tree it runs from: another one (say an older commit's, from
+    ``git archive <commit> src | tar -x -C /tmp/old``) measures a before/after pair.
+    """
+
+    src: Path = ROOT / "src"
 
     def start(self) -> Perdure:
         cmd = [
@@ -207,7 +213,7 @@ class Perdure(_Server):
             "--log-level", "warning",
         ]
         env = {k: v for k, v in os.environ.items() if not k.startswith("PERDURE_")}
-        env["PYTHONPATH"] = str(ROOT / "src")
+        env["PYTHONPATH"] = str(self.src)
         self._launch(cmd, env, "perdure server")
         return self
 

@@ -32,6 +32,7 @@ import httpx
 from bench import profiling, report
 from bench.processes import (
     RESTATE_VERSION,
+    ROOT,
     Perdure,
     Restate,
     Service,
@@ -66,6 +67,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-scale", action="store_true", help="skip the steps scale figure")
     parser.add_argument("--no-profile", action="store_true", help="skip the py-spy profile")
     parser.add_argument("--profile-seconds", type=int, default=15)
+    parser.add_argument("--perdure-src", type=Path, default=ROOT / "src",
+                        help="run the Perdure server from this source tree (before/after checks)")
     parser.add_argument("--label", help="results file name after the date (default: the mode)")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs, data)")
     return parser.parse_args(argv)
@@ -167,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     tools = ensure_tools(profiler=not args.no_profile)
     work = Path(tempfile.mkdtemp(prefix="perdure-bench-"))
     print(f"work dir: {work}", flush=True)
-    perdure = Perdure(work / "perdure")
+    perdure = Perdure(work / "perdure", src=args.perdure_src.resolve())
     restate = Restate(work / "restate", binary=tools.restate_server)
     official = Service("bench.services", work / "service-restate-sdk.log")
     ours = Service("bench.perdure_services", work / "service-perdure-sdk.log")
@@ -197,6 +200,7 @@ def main(argv: list[str] | None = None) -> int:
             "command": "python -m bench.run " + " ".join(argv if argv is not None
                                                           else sys.argv[1:]),
             "machine": report.machine_facts(),
+            "perdure_src": str(args.perdure_src.resolve()),
             "restate_version": RESTATE_VERSION,
             "restate_sdk": version("restate-sdk"),
             "wrk": subprocess.run([str(tools.wrk), "-v"], capture_output=True, text=True,
