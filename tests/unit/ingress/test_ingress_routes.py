@@ -9,6 +9,7 @@ from perdure.protocol.ids import AwakeableId, InvocationId
 from perdure.server.errors import PerdureError
 from perdure.server.ids import RandomIds
 from perdure.server.ingress import routes
+from perdure.server.ingress.payloads import check_input, output_content_type
 from perdure.server.ingress.routes import (
     CompleteAwakeable,
     GetOutput,
@@ -16,8 +17,6 @@ from perdure.server.ingress.routes import (
     Health,
     Invoke,
     Lookup,
-    check_input,
-    output_content_type,
     parse_request,
     parse_target_body,
 )

@@ -35,7 +35,7 @@ from perdure.server.asgi import (
 )
 from perdure.server.config import DEFAULT_MAX_BODY_BYTES, Config
 from perdure.server.errors import INVOCATION_ID_HEADER, Api, PerdureError
-from perdure.server.ingress import routes
+from perdure.server.ingress import payloads, routes
 from perdure.server.ingress.routes import (
     CompleteAwakeable,
     GetOutput,
@@ -167,7 +167,7 @@ class IngressApp:
         send: Send,
     ) -> None:
         body = await read_body(receive, self._max_body, header(scope, b"content-length"))
-        rejected = routes.check_input(
+        rejected = payloads.check_input(
             request.handler, request.target.service, header(scope, b"content-type"), body
         )
         if rejected is not None:
@@ -298,7 +298,7 @@ class IngressApp:
                 out.append((INVOCATION_ID_HEADER, reply.invocation_id.encode()))
             if reply.expires_at is not None:  # an idempotent invocation: when its key expires
                 out.append((b"idempotency-expires", _rfc3339(reply.expires_at).encode()))
-            content_type = routes.output_content_type(handler, not value)
+            content_type = payloads.output_content_type(handler, not value)
             if content_type is not None:
                 out.append((b"content-type", content_type.encode("latin-1")))
             await respond(send, 200, value, out)
