@@ -78,7 +78,10 @@ async def serve_async(
     from hypercorn.asyncio import serve as hypercorn_serve
 
     application = _as_app(app_or_services, protocol_mode, identity_keys)
-    trigger = shutdown_trigger or _until_signalled
+    # Signal handlers go in before the socket listens: a SIGINT that arrives as soon as the
+    # port answers must stop us gracefully, not as a KeyboardInterrupt.
+    signalled, installed = (None, []) if shutdown_trigger is not None else _install_handlers()
+    trigger = shutdown_trigger or (signalled.wait if signalled is not None else _never)
     cut: list[asyncio.TimerHandle] = []
 
     async def shutdown() -> None:
@@ -100,10 +103,13 @@ async def serve_async(
     finally:
         for handle in cut:
             handle.cancel()
+        loop = asyncio.get_running_loop()
+        for sig in installed:
+            loop.remove_signal_handler(sig)
 
 
-async def _until_signalled() -> None:
-    """Return on SIGINT or SIGTERM (what hypercorn waits for when given no trigger)."""
+def _install_handlers() -> tuple[asyncio.Event | None, list[signal.Signals]]:
+    """An event set on SIGINT or SIGTERM (what hypercorn waits for when given no trigger)."""
     loop = asyncio.get_running_loop()
     signalled = asyncio.Event()
     installed: list[signal.Signals] = []
@@ -113,11 +119,12 @@ async def _until_signalled() -> None:
             installed.append(sig)
         except (NotImplementedError, RuntimeError, ValueError):
             pass  # not the main thread, or no signals here: only a trigger can stop us
-    try:
-        await signalled.wait()
-    finally:
-        for sig in installed:
-            loop.remove_signal_handler(sig)
+    return (signalled if installed else None), installed
+
+
+async def _never() -> None:
+    """Without signals (not the main thread) and without a trigger, serve until cancelled."""
+    await asyncio.Event().wait()
 
 
 def serve(
