@@ -1,7 +1,7 @@
 """The benchmark's services written with the Perdure SDK (`import perdure`).
 
-Same handlers as `bench/services.py`, under other names (`PGreeter`, `PCounter`, `PChain`) so
-that both deployments can be registered with one Perdure server side by side.
+Same handlers as `bench/services.py`, under other names (`PGreeter`, `PCounter`, `PChain`,
+`PSleeper`) so that both deployments can be registered with one Perdure server side by side.
 
 Run: python -m bench.perdure_services --port 9081
 """
@@ -9,6 +9,7 @@ Run: python -m bench.perdure_services --port 9081
 from __future__ import annotations
 
 import argparse
+from datetime import timedelta
 from typing import Any
 
 import perdure
@@ -16,6 +17,7 @@ import perdure
 greeter = perdure.Service("PGreeter")
 counter = perdure.VirtualObject("PCounter")
 chain = perdure.Service("PChain")
+sleeper = perdure.Service("PSleeper")
 
 
 @greeter.handler()
@@ -43,7 +45,13 @@ async def steps(ctx: perdure.Context, req: dict[str, Any]) -> int:
     return total
 
 
+@sleeper.handler()
+async def sleep(ctx: perdure.Context, ms: int) -> int:
+    await ctx.sleep(timedelta(milliseconds=ms))
+    return ms
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
-    perdure.serve([greeter, counter, chain], port=parser.parse_args().port)
+    perdure.serve([greeter, counter, chain, sleeper], port=parser.parse_args().port)

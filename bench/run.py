@@ -1,16 +1,18 @@
 """Perdure vs the real Restate server on this machine, in one run: `make bench`.
 
-    python -m bench.run                 # quick: c = 1, 8, 64; 5 s per row (a few minutes)
+    python -m bench.run                 # quick: c = 1, 8, 64; 5 s per row (~10 minutes)
     python -m bench.run --full          # c = 1, 8, 64, 256; 20 s per row; more scale requests
     python -m bench.run --only greeter --concurrency 64 --no-scale --no-profile
 
 Starts on 127.0.0.1: one `perdure server`, one `restate-server` (npm, pinned), one service
 process written with the official restate-sdk (`bench/services.py`) registered with both, and
 one written with the Perdure SDK (`bench/perdure_services.py`) registered with Perdure. For each
-workload and concurrency it runs the servers one after the other (the order flips every row),
-then measures the cost per `ctx.run` step for 10 / 100 / 1,000-step chains, then samples the
-Perdure server with py-spy under the c=64 greeter load. Prints the tables and writes them with
-every raw number to `bench/results/<date>-<mode>.{md,json}`. Asserts nothing about speed.
+workload and concurrency it runs the servers one after the other (the order flips every row);
+a workload may run at some levels only (`sleep100`: c=64 and 256). Then it measures the cost
+per `ctx.run` step for 10 / 100 / 1,000-step chains, samples the Perdure server with py-spy
+under the c=64 greeter load, and runs `bench.embedded` (Perdure embedded vs DBOS, its own
+results file; `--no-embedded` skips it). Prints the tables and writes them with every raw
+number to `bench/results/<date>-<mode>.{md,json}`. Asserts nothing about speed.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from bench import profiling, report
+from bench import embedded, profiling, report
 from bench.processes import (
     RESTATE_VERSION,
     ROOT,
@@ -40,7 +42,7 @@ from bench.processes import (
     cpu_seconds,
     ensure_tools,
 )
-from bench.workloads import WORKLOADS, measure, run_wrk, wait_quiet
+from bench.workloads import WORKLOADS, levels_for, measure, run_wrk, wait_quiet
 
 
 @dataclass(frozen=True)
@@ -60,15 +62,28 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--full", action="store_true", help="longer rows, c=256 too")
     parser.add_argument("--seconds", type=float, help="seconds per row (5 quick, 20 full)")
     parser.add_argument("--concurrency", type=int, nargs="+", help="override the levels")
-    parser.add_argument("--repeat", type=int, default=1,
-                        help="run every row this many times; the tables show medians")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="run every row this many times; the tables show medians",
+    )
     parser.add_argument("--only", nargs="+", choices=sorted(WORKLOADS), help="these workloads")
     parser.add_argument("--no-perdure-sdk", action="store_true", help="skip the Perdure SDK rows")
     parser.add_argument("--no-scale", action="store_true", help="skip the steps scale figure")
     parser.add_argument("--no-profile", action="store_true", help="skip the py-spy profile")
+    parser.add_argument(
+        "--no-embedded",
+        action="store_true",
+        help="skip the embedded Perdure vs DBOS comparison (bench.embedded)",
+    )
     parser.add_argument("--profile-seconds", type=int, default=15)
-    parser.add_argument("--perdure-src", type=Path, default=ROOT / "src",
-                        help="run the Perdure server from this source tree (before/after checks)")
+    parser.add_argument(
+        "--perdure-src",
+        type=Path,
+        default=ROOT / "src",
+        help="run the Perdure server from this source tree (before/after checks)",
+    )
     parser.add_argument("--label", help="results file name after the date (default: the mode)")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs, data)")
     return parser.parse_args(argv)
@@ -77,33 +92,57 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def idle_cores(pids: dict[str, int], seconds: float = 3.0) -> dict[str, float]:
     before = {name: cpu_seconds(pid) for name, pid in pids.items()}
     time.sleep(seconds)
-    return {name: round((cpu_seconds(pid) - before[name]) / seconds, 3)
-            for name, pid in pids.items()}
+    return {
+        name: round((cpu_seconds(pid) - before[name]) / seconds, 3) for name, pid in pids.items()
+    }
 
 
-def run_rows(tools: Tools, setups: list[Setup], workloads: list[str], levels: list[int],
-             seconds: float, repeat: int = 1) -> list[dict[str, Any]]:
+def run_rows(
+    tools: Tools,
+    setups: list[Setup],
+    workloads: list[str],
+    levels: list[int],
+    seconds: float,
+    repeat: int = 1,
+    *,
+    explicit_levels: bool = False,
+) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     flip = False
     for name in workloads:
         workload = WORKLOADS[name]
+        its_levels = levels_for(workload, levels, explicit=explicit_levels)
+        if not its_levels:
+            continue
         for setup in setups:  # warm-up: connections, first-call caches, deployments resolved
             run_wrk(tools.wrk, setup.url, workload, setup.prefix, 8, 1)
-        for level, round_ in ((lv, r) for lv in levels for r in range(repeat)):
+        for level, round_ in ((lv, r) for lv in its_levels for r in range(repeat)):
             order = list(reversed(setups)) if flip else setups
             flip = not flip
             for setup in order:
-                row = measure(tools.wrk, setup.url, setup.server_pid, setup.service_pid,
-                              workload, prefix=setup.prefix, concurrency=level, seconds=seconds)
+                row = measure(
+                    tools.wrk,
+                    setup.url,
+                    setup.server_pid,
+                    setup.service_pid,
+                    workload,
+                    prefix=setup.prefix,
+                    concurrency=level,
+                    seconds=seconds,
+                )
                 row = {"server": setup.server, "sdk": setup.sdk, "round": round_, **row}
                 rows.append(row)
-                print(f"{name:>8} c={level:<4} {setup.server:>8}/{setup.sdk:<12} "
-                      f"{row['throughput']:>9.1f} req/s  p50 {row['p50_ms']:>8.2f} ms  "
-                      f"p99 {row['p99_ms']:>8.2f} ms  errors {row['errors']}  "
-                      f"cpu server {row['server_cpu_s']:.2f} s service "
-                      f"{row['service_cpu_s']:.2f} s", flush=True)
-    rows.sort(key=lambda r: (workloads.index(r["workload"]), r["concurrency"], r["server"],
-                             r["sdk"]))
+                print(
+                    f"{name:>11} c={level:<4} {setup.server:>8}/{setup.sdk:<12} "
+                    f"{row['throughput']:>9.1f} req/s  p50 {row['p50_ms']:>8.2f} ms  "
+                    f"p99 {row['p99_ms']:>8.2f} ms  errors {row['errors']}  "
+                    f"cpu server {row['server_cpu_s']:.2f} s service "
+                    f"{row['service_cpu_s']:.2f} s",
+                    flush=True,
+                )
+    rows.sort(
+        key=lambda r: (workloads.index(r["workload"]), r["concurrency"], r["server"], r["sdk"])
+    )
     return rows
 
 
@@ -128,16 +167,25 @@ def run_scale(setups: list[Setup], full: bool) -> list[dict[str, Any]]:
                 service_cpu = cpu_seconds(setup.service_pid) - v0
                 total = steps * count
                 row = {
-                    "steps": steps, "server": setup.server, "sdk": setup.sdk, "requests": count,
-                    "wall_s": wall, "server_cpu_s": server_cpu, "service_cpu_s": service_cpu,
-                    "ms_per_request": wall / count * 1000, "ms_per_step": wall / total * 1000,
+                    "steps": steps,
+                    "server": setup.server,
+                    "sdk": setup.sdk,
+                    "requests": count,
+                    "wall_s": wall,
+                    "server_cpu_s": server_cpu,
+                    "service_cpu_s": service_cpu,
+                    "ms_per_request": wall / count * 1000,
+                    "ms_per_step": wall / total * 1000,
                     "server_cpu_us_per_step": server_cpu / total * 1e6,
                     "service_cpu_us_per_step": service_cpu / total * 1e6,
                 }
                 rows.append(row)
-                print(f"   steps={steps:<5} {setup.server:>8}/{setup.sdk:<12} "
-                      f"{row['ms_per_step']:.3f} ms/step  server "
-                      f"{row['server_cpu_us_per_step']:.0f} µs/step", flush=True)
+                print(
+                    f"   steps={steps:<5} {setup.server:>8}/{setup.sdk:<12} "
+                    f"{row['ms_per_step']:.3f} ms/step  server "
+                    f"{row['server_cpu_us_per_step']:.0f} µs/step",
+                    flush=True,
+                )
     return rows
 
 
@@ -155,10 +203,18 @@ def run_profile(tools: Tools, setup: Setup, seconds: int, work: Path) -> dict[st
     shutil.copyfile(out, kept)
     top = profiling.hot_spots(out.read_text(), limit=40)
     throughput = raw["requests"] / (raw["duration_us"] / 1e6)
-    print(f"   profile: {top['samples']} samples, {throughput:.1f} req/s while sampled; "
-          f"raw stacks in {kept}", flush=True)
-    return {"concurrency": 64, "seconds": seconds, "throughput": throughput,
-            "collapsed_file": kept.name, **top}
+    print(
+        f"   profile: {top['samples']} samples, {throughput:.1f} req/s while sampled; "
+        f"raw stacks in {kept}",
+        flush=True,
+    )
+    return {
+        "concurrency": 64,
+        "seconds": seconds,
+        "throughput": throughput,
+        "collapsed_file": kept.name,
+        **top,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -166,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     mode = "full" if args.full else "quick"
     seconds = args.seconds or (20.0 if args.full else 5.0)
     levels = args.concurrency or ([1, 8, 64, 256] if args.full else [1, 8, 64])
-    workloads = args.only or list(WORKLOADS)
+    workloads = args.only or [name for name, w in WORKLOADS.items() if w.default]
     tools = ensure_tools(profiler=not args.no_profile)
     work = Path(tempfile.mkdtemp(prefix="perdure-bench-"))
     print(f"work dir: {work}", flush=True)
@@ -189,36 +245,46 @@ def main(argv: list[str] | None = None) -> int:
             ours.start()
             started.append(ours)
             perdure.register(ours.uri)
-            setups.append(Setup("perdure", "perdure-sdk", perdure.ingress, perdure.pid,
-                                ours.pid, "P"))
+            setups.append(
+                Setup("perdure", "perdure-sdk", perdure.ingress, perdure.pid, ours.pid, "P")
+            )
         pids = {"perdure": perdure.pid, "restate": restate.pid, "restate-sdk": official.pid}
         results: dict[str, Any] = {
             "date": datetime.date.today().isoformat(),
             "started_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
             "mode": mode,
             "label": args.label or mode,
-            "command": "python -m bench.run " + " ".join(argv if argv is not None
-                                                          else sys.argv[1:]),
+            "command": "python -m bench.run "
+            + " ".join(argv if argv is not None else sys.argv[1:]),
             "machine": report.machine_facts(),
             "perdure_src": str(args.perdure_src.resolve()),
             "restate_version": RESTATE_VERSION,
             "restate_sdk": version("restate-sdk"),
-            "wrk": subprocess.run([str(tools.wrk), "-v"], capture_output=True, text=True,
-                                  check=False).stdout.splitlines()[:1],
+            "wrk": subprocess.run(
+                [str(tools.wrk), "-v"], capture_output=True, text=True, check=False
+            ).stdout.splitlines()[:1],
             "seconds": seconds,
             "idle_cores": idle_cores(pids),
         }
         results["repeat"] = args.repeat
-        results["rows"] = run_rows(tools, setups, workloads, levels, seconds, args.repeat)
+        results["rows"] = run_rows(
+            tools,
+            setups,
+            workloads,
+            levels,
+            seconds,
+            args.repeat,
+            explicit_levels=args.concurrency is not None,
+        )
         if not args.no_scale:
             print("cost per step:", flush=True)
             results["scale"] = run_scale(setups, args.full)
         if not args.no_profile:
-            results["profile"] = run_profile(tools, setups[0],
-                                             args.profile_seconds, work)
-        results["finished_at"] = datetime.datetime.now(datetime.UTC).isoformat(
-            timespec="seconds")
+            results["profile"] = run_profile(tools, setups[0], args.profile_seconds, work)
+        results["finished_at"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
         path = report.write(results)
+        print()
+        print(report.summary_table(report.medians(results["rows"])))
         print()
         print(report.comparison_table(report.medians(results["rows"])))
         if results.get("scale"):
@@ -233,6 +299,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"kept: {work}")
         else:
             shutil.rmtree(work, ignore_errors=True)
+    if not args.no_embedded:
+        # After the servers above have stopped: the embedded processes get the machine alone.
+        print("\nembedded: Perdure in one process vs DBOS Transact", flush=True)
+        embedded.main(["--full"] if args.full else [])
     return 0
 
 

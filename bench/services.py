@@ -8,12 +8,14 @@ Run: python -m bench.services --port 9080
     Greeter/greet        stateless: "Ada" -> "Hello Ada!"
     Counter/<key>/add    virtual object: adds the delta to the key's durable count
     Chain/steps          runs n durable `ctx.run` steps: {"n": 10} -> 45
+    Sleeper/sleep        a durable timer of the given milliseconds: 100 -> 100
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+from datetime import timedelta
 
 import restate
 from hypercorn.asyncio import serve
@@ -54,6 +56,15 @@ async def steps(ctx: Context, req: dict) -> int:  # type: ignore[type-arg]
     return total
 
 
+sleeper = restate.Service("Sleeper")
+
+
+@sleeper.handler()
+async def sleep(ctx: Context, ms: int) -> int:
+    await ctx.sleep(timedelta(milliseconds=ms))
+    return ms
+
+
 def hypercorn_config(port: int) -> Config:
     """HTTP/2 prior knowledge and HTTP/1.1 on one loopback port, no access log."""
     config = Config()
@@ -68,7 +79,7 @@ async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
-    app = restate.app([greeter, counter, chain])
+    app = restate.app([greeter, counter, chain, sleeper])
     await serve(app, hypercorn_config(args.port))  # type: ignore[arg-type]
 
 

@@ -29,26 +29,76 @@ LUA = Path(__file__).with_name("load.lua")
 
 @dataclass(frozen=True)
 class Workload:
+    """One kind of request. ``levels``: the only concurrencies it runs at unless the command
+    names them (None: every level of the mode); ``default``: part of a run without --only."""
+
     name: str
     path: str  # "{svc}" is the service-name prefix, "{key}" a random object key (wrk fills it)
     body: str
     keys: int = 0
     one_way: bool = False
+    levels: tuple[int, ...] | None = None
+    default: bool = True
+    title: str = ""  # how docs/performance.md and the issue name the row
 
 
 WORKLOADS = {
     w.name: w
     for w in (
-        Workload("greeter", "/{svc}Greeter/greet", '"Ada"'),
-        Workload("counter", "/{svc}Counter/{key}/add", "1", keys=1000),
-        Workload("chain10", "/{svc}Chain/steps", '{"n": 10}'),
-        Workload("send", "/{svc}Greeter/greet/send", '"Ada"', one_way=True),
+        Workload("greeter", "/{svc}Greeter/greet", '"Ada"', title="stateless Greeter/greet call"),
+        Workload("chain10", "/{svc}Chain/steps", '{"n": 10}', title="10 sequential ctx.run steps"),
+        Workload(
+            "counter-hot",
+            "/{svc}Counter/{key}/add",
+            "1",
+            keys=1,
+            title="Counter/{key}/add, one hot key",
+        ),
+        Workload(
+            "counter100",
+            "/{svc}Counter/{key}/add",
+            "1",
+            keys=100,
+            title="Counter/{key}/add, 100 keys",
+        ),
+        Workload("send", "/{svc}Greeter/greet/send", '"Ada"', one_way=True, title="one-way /send"),
+        Workload(
+            "sleep100",
+            "/{svc}Sleeper/sleep",
+            "100",
+            levels=(64, 256),
+            title="handler sleeping 100 ms (ctx.sleep)",
+        ),
+        # The 1,000-key counter of the earlier recorded runs: only with --only counter.
+        Workload(
+            "counter",
+            "/{svc}Counter/{key}/add",
+            "1",
+            keys=1000,
+            default=False,
+            title="Counter/{key}/add, 1,000 keys",
+        ),
     )
 }
 
 
-def wait_quiet(pids: list[int], *, cores: float = 0.1, window: float = 0.5,
-               timeout: float = 120.0) -> float:
+def levels_for(workload: Workload, levels: list[int], *, explicit: bool) -> list[int]:
+    """The concurrencies ``workload`` runs at: all of ``levels`` when the command named them,
+    else those the workload allows.
+
+    >>> levels_for(WORKLOADS["sleep100"], [1, 8, 64], explicit=False)
+    [64]
+    >>> levels_for(WORKLOADS["sleep100"], [1, 8], explicit=True)
+    [1, 8]
+    """
+    if explicit or workload.levels is None:
+        return list(levels)
+    return [level for level in levels if level in workload.levels]
+
+
+def wait_quiet(
+    pids: list[int], *, cores: float = 0.1, window: float = 0.5, timeout: float = 120.0
+) -> float:
     """Wait until ``pids`` together use less than ``cores`` CPU over ``window``; the wait's s."""
     start = time.monotonic()
     while time.monotonic() - start < timeout:
@@ -59,8 +109,9 @@ def wait_quiet(pids: list[int], *, cores: float = 0.1, window: float = 0.5,
     return time.monotonic() - start
 
 
-def run_wrk(wrk: Path, url: str, workload: Workload, prefix: str, concurrency: int,
-            seconds: float) -> dict[str, Any]:
+def run_wrk(
+    wrk: Path, url: str, workload: Workload, prefix: str, concurrency: int, seconds: float
+) -> dict[str, Any]:
     """One wrk run; its BENCH_JSON numbers (see load.lua) plus wrk's own CPU seconds."""
     env = {
         **os.environ,
@@ -68,11 +119,21 @@ def run_wrk(wrk: Path, url: str, workload: Workload, prefix: str, concurrency: i
         "BENCH_BODY": workload.body,
         "BENCH_KEYS": str(workload.keys),
     }
-    cmd = [str(wrk), "-t1", f"-c{concurrency}", f"-d{max(1, round(seconds))}s", "--timeout", "60s",
-           "-s", str(LUA), url]
+    cmd = [
+        str(wrk),
+        "-t1",
+        f"-c{concurrency}",
+        f"-d{max(1, round(seconds))}s",
+        "--timeout",
+        "60s",
+        "-s",
+        str(LUA),
+        url,
+    ]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False,
-                         timeout=seconds + 120)
+    out = subprocess.run(
+        cmd, env=env, capture_output=True, text=True, check=False, timeout=seconds + 120
+    )
     if out.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed: {out.stdout}\n{out.stderr}")
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -84,8 +145,17 @@ def run_wrk(wrk: Path, url: str, workload: Workload, prefix: str, concurrency: i
     return result
 
 
-def measure(wrk: Path, url: str, server_pid: int, service_pid: int, workload: Workload, *,
-            prefix: str, concurrency: int, seconds: float) -> dict[str, Any]:
+def measure(
+    wrk: Path,
+    url: str,
+    server_pid: int,
+    service_pid: int,
+    workload: Workload,
+    *,
+    prefix: str,
+    concurrency: int,
+    seconds: float,
+) -> dict[str, Any]:
     """Run ``workload`` for ``seconds`` at ``concurrency``; one result row (without labels)."""
     pids = [server_pid, service_pid]
     wait_quiet(pids)
@@ -100,9 +170,13 @@ def measure(wrk: Path, url: str, server_pid: int, service_pid: int, workload: Wo
     others_cores = max(others, 0.0) / (time.monotonic() - start)
     wall = raw["duration_us"] / 1e6
     requests = raw["requests"]
-    errors = sum(raw[k] for k in ("connect_errors", "read_errors", "write_errors",
-                                  "status_errors", "timeouts"))
+    errors = sum(
+        raw[k]
+        for k in ("connect_errors", "read_errors", "write_errors", "status_errors", "timeouts")
+    )
     ok = max(requests - errors, 0)
+    # A one-way row accepts `ok` sends in `wall` seconds and has run them all `drain_s` later.
+    completed = ok / (wall + drain_s) if workload.one_way and wall else None
     return {
         "workload": workload.name,
         "concurrency": concurrency,
@@ -110,6 +184,7 @@ def measure(wrk: Path, url: str, server_pid: int, service_pid: int, workload: Wo
         "requests": requests,
         "errors": errors,
         "throughput": ok / wall if wall else 0.0,
+        "completed_per_s": completed,
         "p50_ms": raw["p50_us"] / 1000,
         "p99_ms": raw["p99_us"] / 1000,
         "server_cpu_s": server_cpu,
