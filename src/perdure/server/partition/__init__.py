@@ -37,6 +37,7 @@ from perdure.server.partition.events import (
     ServerStarted,
     TimerFired,
 )
+from perdure.server.partition.waiters import IngressWaiters
 from perdure.server.registry import Registry
 from perdure.server.storage.api import Failure, InvocationStatus, TimerKind, Transaction
 
@@ -47,7 +48,7 @@ class Partition:
     def __init__(self, registry: Callable[[], Registry], ids: IdSource) -> None:
         self._registry = registry
         self._ids = ids
-        self.ingress_waiters: dict[str, list[int]] = {}
+        self.ingress_waiters = IngressWaiters()
         self._handlers: dict[type[Any], Callable[[Ctx, Any], None]] = {
             InvocationRequested: requests.invocation_requested,
             AttachRequested: requests.attach_requested,
@@ -67,16 +68,18 @@ class Partition:
         ctx.flush()
         return ctx.effects
 
+    def checkpoint(self) -> object:
+        """Marks the partition's memory, so that `restore` can undo an event that raised."""
+        return self.ingress_waiters.checkpoint()
+
+    def restore(self, checkpoint: object) -> None:
+        assert isinstance(checkpoint, int)
+        self.ingress_waiters.restore(checkpoint)
+
     def on_batch_lost(self, events: list[Event]) -> list[Effect]:
         """A batch failed to commit: undo what memory holds and make the world retry."""
         effects: list[Effect] = []
-        lost_requests = {getattr(e, "request_id", None) for e in events}
-        for invocation_id, waiting in list(self.ingress_waiters.items()):
-            kept = [rid for rid in waiting if rid not in lost_requests]
-            if kept:
-                self.ingress_waiters[invocation_id] = kept
-            else:
-                del self.ingress_waiters[invocation_id]
+        self.ingress_waiters.drop_requests(getattr(e, "request_id", None) for e in events)
         for event in events:
             if isinstance(event, FramesReceived | AttemptFailed):
                 # The attempt's messages were not stored: end it; its retry replays the journal.

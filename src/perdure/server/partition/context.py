@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from perdure.server.partition.effects import Effect
+from perdure.server.partition.waiters import IngressWaiters
 from perdure.server.registry import Registry
 from perdure.server.storage.api import InvocationRow, JournalEntry, Target, Transaction
 
@@ -31,7 +32,7 @@ class Ctx:
     now: int  # ms since the epoch
     registry: Registry
     ids: IdSource
-    ingress_waiters: dict[str, list[int]]
+    ingress_waiters: IngressWaiters
     effects: list[Effect] = field(default_factory=list)
     rows: dict[str, InvocationRow] = field(default_factory=dict)
     dirty: set[str] = field(default_factory=set)

@@ -284,7 +284,7 @@ def complete(ctx: Ctx, row: InvocationRow, outcome: Outcome) -> None:
     notify_waiters(ctx, row.waiters, outcome)
     row.waiters = ()
     answer = output_reply(ctx, row)
-    for rid in ctx.ingress_waiters.pop(row.id, []):
+    for rid in ctx.ingress_waiters.pop(row.id):
         ctx.emit(ReplyToRequest(rid, answer))
     release_lock(ctx, row)
     retain_or_purge(ctx, row)

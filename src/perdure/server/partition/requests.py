@@ -36,7 +36,7 @@ def wait_for_output(ctx: Ctx, request_id: int, row: InvocationRow) -> None:
     if row.status is S.COMPLETED and row.outcome is not None:
         reply(ctx, request_id, lifecycle.output_reply(ctx, row))
         return
-    ctx.ingress_waiters.setdefault(row.id, []).append(request_id)
+    ctx.ingress_waiters.add(row.id, request_id)
 
 
 def invocation_requested(ctx: Ctx, ev: InvocationRequested) -> None:
@@ -72,7 +72,7 @@ def invocation_requested(ctx: Ctx, ev: InvocationRequested) -> None:
     )
     register_keys(ctx, row)
     if ev.mode is CallMode.CALL:
-        ctx.ingress_waiters.setdefault(row.id, []).append(ev.request_id)
+        ctx.ingress_waiters.add(row.id, ev.request_id)
     lifecycle.accept(ctx, row, ev.payload)
     if ev.mode is CallMode.SEND:
         reply(ctx, ev.request_id, Reply(ReplyKind.ACCEPTED, row.id))
