@@ -8,7 +8,8 @@
 1. keys: 0 / 10^4 / 10^5 / 10^6 virtual-object keys holding state. Perdure's are written into
    its SQLite file through its storage API before the server starts; Restate's (up to
    --restate-max-keys) by calls. Then `Counter/<key>/add` with wrk on a fresh key and on an
-   existing key, c=1 and c=64; plus the database size, startup time and RSS.
+   existing key, c=1 and c=64; plus the database size, startup time and RSS. All sizes' servers
+   run at once and the rows alternate between them, --repeat rounds (the tables: medians).
 2. suspended: N workflow runs created with /send, each waiting on a durable promise (1 s
    inactivity timeout, so they suspend); the server's RSS and database size with all N
    suspended; then all promises resolved and the runs checked to complete.
@@ -42,6 +43,7 @@ from bench import report, scale_report
 from bench.processes import (
     RESTATE_BINARY,
     RESTATE_VERSION,
+    ROOT,
     Perdure,
     Restate,
     Service,
@@ -85,7 +87,7 @@ class Run:
     def server(self, kind: str, name: str) -> Perdure | Restate:
         path = self.work / f"{kind}-{name}"
         if kind == "perdure":
-            return Perdure(path)
+            return Perdure(path, src=self.args.perdure_src.resolve())
         return Restate(path, binary=self.tools.restate_server)
 
     def counts(self, server: Perdure | Restate) -> Callable[[], dict[str, int]]:
@@ -126,45 +128,60 @@ def populate_perdure(data: Path, n: int) -> float:
     return time.monotonic() - start
 
 
+def _keys_setup(run: Run, kind: str, n: int) -> tuple[Perdure | Restate, dict[str, Any]]:
+    """A started server holding N Counter keys, and the facts of its row (no wrk rows yet)."""
+    server = run.server(kind, f"keys-{n}")
+    populate_s = None
+    if kind == "perdure" and n:
+        populate_s = populate_perdure(data_dir(server), n)
+    startup_s = start_timed(server)
+    server.register(run.service.uri)
+    if kind == "restate" and n:
+        done = blast(server.ingress, (f"/Counter/k{i}/add" for i in range(1, n + 1)), b"1")
+        populate_s = done.seconds
+        if done.errors:
+            print(f"   populate errors: {done.samples}", flush=True)
+    probe = httpx.post(f"{server.ingress}/Counter/k1/add", json=1, timeout=60)
+    row = {
+        "keys": n,
+        "server": kind,
+        "populate_s": populate_s,
+        "startup_s": startup_s,
+        "db_mib": disk_mib(data_dir(server)),
+        "probe": f"{probe.status_code} {probe.text}",
+        **rss_mib(server.pid),
+        "wrk": [],
+    }
+    print(
+        f"   keys={n:<8} {kind:>8} populate {populate_s} s, startup {startup_s:.2f} s, "
+        f"db {row['db_mib']:.1f} MiB, rss {row['rss_mib']:.0f} MiB",
+        flush=True,
+    )
+    return server, row
+
+
 def keys_table(run: Run, sizes: list[int]) -> list[dict[str, Any]]:
-    rows = []
-    for n in sizes:
-        for kind in run.args.servers:
-            if not run.allowed(kind, n, run.args.restate_max_keys):
-                continue
-            server = run.server(kind, f"keys-{n}")
-            populate_s = None
-            if kind == "perdure" and n:
-                populate_s = populate_perdure(data_dir(server), n)
-            startup_s = start_timed(server)
-            try:
-                server.register(run.service.uri)
-                if kind == "restate" and n:
-                    done = blast(
-                        server.ingress,
-                        (f"/Counter/k{i}/add" for i in range(1, n + 1)),
-                        b"1",
-                        concurrency=32,
-                    )
-                    populate_s = done.seconds
-                    if done.errors:
-                        print(f"   populate errors: {done.samples}", flush=True)
-                probe = httpx.post(f"{server.ingress}/Counter/k1/add", json=1, timeout=60)
-                row = {
-                    "keys": n,
-                    "server": kind,
-                    "populate_s": populate_s,
-                    "startup_s": startup_s,
-                    "db_mib": disk_mib(data_dir(server)),
-                    "probe": f"{probe.status_code} {probe.text}",
-                    **rss_mib(server.pid),
-                    "wrk": [],
-                }
-                workloads = [FRESH] + ([existing(n)] if n else [])
-                for workload in workloads:  # warm-up: connections, caches
-                    run_wrk(run.tools.wrk, server.ingress, workload, "", 8, 1)
-                for level in (1, 64):
-                    for workload in workloads:
+    """Every size's server runs at once; the rows alternate between them, round after round."""
+    setups: list[tuple[Perdure | Restate, dict[str, Any]]] = []
+    try:
+        for n in sizes:
+            for kind in run.args.servers:
+                if run.allowed(kind, n, run.args.restate_max_keys):
+                    setups.append(_keys_setup(run, kind, n))
+        for server, row in setups:  # warm-up: connections, caches
+            for workload in [FRESH] + ([existing(row["keys"])] if row["keys"] else []):
+                run_wrk(run.tools.wrk, server.ingress, workload, "", 8, 1)
+        flip = False
+        for round_ in range(run.args.repeat):
+            for level in (1, 64):
+                for name in ("fresh", "existing"):
+                    order = list(reversed(setups)) if flip else setups
+                    flip = not flip
+                    for server, row in order:
+                        n = row["keys"]
+                        if name == "existing" and not n:
+                            continue
+                        workload = FRESH if name == "fresh" else existing(n)
                         result = measure(
                             run.tools.wrk,
                             server.ingress,
@@ -175,23 +192,21 @@ def keys_table(run: Run, sizes: list[int]) -> list[dict[str, Any]]:
                             concurrency=level,
                             seconds=run.args.seconds,
                         )
-                        row["wrk"].append(result)
+                        row["wrk"].append({"round": round_, **result})
                         print(
-                            f"   keys={n:<8} {kind:>8} {workload.name:>8} c={level:<3} "
+                            f"   keys={n:<8} {row['server']:>8} {name:>8} c={level:<3} "
                             f"{result['throughput']:8.1f} req/s p50 {result['p50_ms']:.2f} "
-                            f"ms p99 {result['p99_ms']:.2f} ms errors {result['errors']}",
+                            f"ms p99 {result['p99_ms']:.2f} ms cpu "
+                            f"{result['server_cpu_ms_per_req'] or 0:.2f} ms/req errors "
+                            f"{result['errors']} others {result['other_cores']}",
                             flush=True,
                         )
-                row["rss_after"] = rss_mib(server.pid)
-                rows.append(row)
-            finally:
-                server.stop()
-            print(
-                f"   keys={n:<8} {kind:>8} populate {populate_s} s, startup "
-                f"{startup_s:.2f} s, db {row['db_mib']:.1f} MiB, rss {row['rss_mib']:.0f} MiB",
-                flush=True,
-            )
-    return rows
+        for server, row in setups:
+            row["rss_after"] = rss_mib(server.pid)
+    finally:
+        for server, _ in setups:
+            server.stop()
+    return [row for _, row in setups]
 
 
 def _send_all(server: Perdure | Restate, service: str, n: int) -> Any:
@@ -402,16 +417,24 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--running",
         type=int,
-        default=500,
+        default=100,
         help="recovery: at most this many running (non-suspended) runs",
     )
-    parser.add_argument("--seconds", type=float, help="seconds per wrk row (5 quick, 10 full)")
+    parser.add_argument("--seconds", type=float, help="seconds per wrk row (5 quick, 8 full)")
+    parser.add_argument("--repeat", type=int, help="keys: rounds of rows (1 quick, 3 full)")
+    parser.add_argument(
+        "--perdure-src",
+        type=Path,
+        default=ROOT / "src",
+        help="run the Perdure server from this source tree",
+    )
     parser.add_argument("--label", help="file name part after the table (default: quick/none)")
     parser.add_argument("--out", type=Path, default=report.RESULTS, help="results directory")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs, data)")
     args = parser.parse_args(argv)
     args.tables = args.tables or list(TABLES)
-    args.seconds = args.seconds or (5.0 if args.quick else 10.0)
+    args.seconds = args.seconds or (5.0 if args.quick else 8.0)
+    args.repeat = args.repeat or (1 if args.quick else 3)
     if args.label is None:
         args.label = "quick" if args.quick else ""
     return args
@@ -443,7 +466,9 @@ def main(argv: list[str] | None = None) -> int:
                 "machine": report.machine_facts(),
                 "restate_version": RESTATE_VERSION,
                 "sizes": chosen,
+                "perdure_src": str(args.perdure_src),
                 "seconds": args.seconds,
+                "repeat": args.repeat,
             }
             results["rows"] = RUNNERS[table](run, chosen)
             results["finished_at"] = datetime.datetime.now(datetime.UTC).isoformat(

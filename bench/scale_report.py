@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import json
+import statistics
 import sys
 from pathlib import Path
 from typing import Any
@@ -49,19 +50,29 @@ def keys_tables(rows: list[dict[str, Any]]) -> str:
     )
     calls = []
     for r in rows:
+        groups: dict[tuple[str, int], list[dict[str, Any]]] = {}
         for w in r["wrk"]:
+            groups.setdefault((w["workload"], w["concurrency"]), []).append(w)
+        for (name, level), ws in groups.items():
+
+            def med(key: str, ws: list[dict[str, Any]] = ws) -> Any:
+                values = [w[key] for w in ws if w[key] is not None]
+                return statistics.median(values) if values else None
+
+            cpu = [w["server_cpu_ms_per_req"] for w in ws if w["server_cpu_ms_per_req"]]
             calls.append(
                 [
                     _num(r["keys"]),
                     r["server"],
-                    w["workload"],
-                    str(w["concurrency"]),
-                    _num(w["throughput"]),
-                    _num(w["p50_ms"], 2),
-                    _num(w["p99_ms"], 2),
-                    _num(w["server_cpu_ms_per_req"], 2),
-                    _num(w["errors"]),
-                    _num(w["other_cores"], 2),
+                    name,
+                    str(level),
+                    _num(med("throughput")),
+                    _num(med("p50_ms"), 2),
+                    _num(med("p99_ms"), 2),
+                    _num(med("server_cpu_ms_per_req"), 2),
+                    " / ".join(f"{c:.2f}" for c in cpu),
+                    _num(sum(w["errors"] for w in ws)),
+                    _num(med("other_cores"), 2),
                 ]
             )
     calls.sort(key=lambda c: (c[1], c[2], int(c[3]), int(c[0].replace(",", ""))))
@@ -78,6 +89,7 @@ def keys_tables(rows: list[dict[str, Any]]) -> str:
                 "p50 ms",
                 "p99 ms",
                 "server CPU ms/req",
+                "CPU ms/req, each round",
                 "errors",
                 "other cores",
             ],
