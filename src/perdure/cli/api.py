@@ -1,9 +1,11 @@
 """Where the operator commands find the server, and the thin HTTP shell they talk through.
 
 The URLs come from `--admin-url` / `--ingress-url`, else `PERDURE_ADMIN_URL` /
-`PERDURE_INGRESS_URL`, else the server's defaults. Answers other than 2xx become a `CliError`
-carrying the server's message and hint (`admin_error`, pure); no answer at all becomes a
-`CliError` naming the URL and how to start a server.
+`PERDURE_INGRESS_URL`, else the server's defaults; bearer tokens from `--admin-token` /
+`--ingress-token`, else `PERDURE_ADMIN_TOKEN` / `PERDURE_INGRESS_TOKEN` (or the files named
+by `PERDURE_ADMIN_TOKEN_FILE` / `PERDURE_INGRESS_TOKEN_FILE`), else none. Answers other
+than 2xx become a `CliError` carrying the server's message and hint (`admin_error`, pure);
+no answer at all becomes a `CliError` naming the URL and how to start a server.
 
 Example::
 
@@ -17,7 +19,8 @@ import argparse
 import json
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -30,6 +33,9 @@ DEFAULT_ADMIN_URL = "http://127.0.0.1:9070"
 DEFAULT_INGRESS_URL = "http://127.0.0.1:8080"
 ADMIN_URL_ENV = "PERDURE_ADMIN_URL"
 INGRESS_URL_ENV = "PERDURE_INGRESS_URL"
+# The same variables the server reads, so a shell that starts a server can also talk to it.
+ADMIN_TOKEN_ENV = "PERDURE_ADMIN_TOKEN"
+INGRESS_TOKEN_ENV = "PERDURE_INGRESS_TOKEN"
 # Admin reads answer from committed storage at once; a registration waits for discovery, and
 # a call through the ingress waits as long as the handler runs.
 ADMIN_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
@@ -50,19 +56,58 @@ def normalize_url(text: str) -> str:
 class Endpoints:
     admin: str
     ingress: str
+    # Bearer tokens, sent as `Authorization: Bearer ...`; kept out of the repr.
+    admin_token: str | None = field(default=None, repr=False)
+    ingress_token: str | None = field(default=None, repr=False)
 
     @classmethod
     def resolve(
-        cls, admin_flag: str | None, ingress_flag: str | None, env: Mapping[str, str]
+        cls,
+        admin_flag: str | None,
+        ingress_flag: str | None,
+        env: Mapping[str, str],
+        *,
+        admin_token_flag: str | None = None,
+        ingress_token_flag: str | None = None,
     ) -> Endpoints:
-        """Flag, then environment variable, then default.
+        """Flag, then environment variable (for a token: PERDURE_*_TOKEN, then the file named by
+        PERDURE_*_TOKEN_FILE), then default.
 
-        >>> Endpoints.resolve(None, "localhost:1", {"PERDURE_ADMIN_URL": "h:2"})
-        Endpoints(admin='http://h:2', ingress='http://localhost:1')
+        >>> e = Endpoints.resolve(None, "localhost:1", {"PERDURE_ADMIN_URL": "h:2"})
+        >>> e, e.admin_token
+        (Endpoints(admin='http://h:2', ingress='http://localhost:1'), None)
         """
         admin = admin_flag or env.get(ADMIN_URL_ENV) or DEFAULT_ADMIN_URL
         ingress = ingress_flag or env.get(INGRESS_URL_ENV) or DEFAULT_INGRESS_URL
-        return cls(normalize_url(admin), normalize_url(ingress))
+        return cls(
+            normalize_url(admin),
+            normalize_url(ingress),
+            _token(admin_token_flag, ADMIN_TOKEN_ENV, env),
+            _token(ingress_token_flag, INGRESS_TOKEN_ENV, env),
+        )
+
+    def auth(self, which: str) -> dict[str, str]:
+        """The Authorization header for "admin" or "ingress" ({} without a token)."""
+        token = self.admin_token if which == "admin" else self.ingress_token
+        return {"authorization": f"Bearer {token}"} if token else {}
+
+
+def _token(flag: str | None, variable: str, env: Mapping[str, str]) -> str | None:
+    if flag:
+        return flag.strip()
+    if env.get(variable, "").strip():
+        return env[variable].strip()
+    path = env.get(variable + "_FILE", "").strip()
+    if not path:
+        return None
+    try:
+        return Path(path).expanduser().read_text(encoding="ascii").strip() or None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CliError(
+            f"cannot read the token file {path} named by {variable}_FILE ({exc}).",
+            hint=f"Fix {variable}_FILE, or set {variable} instead.",
+            exit_code=EXIT_USAGE,
+        ) from None
 
 
 def add_connection_options(parser: argparse.ArgumentParser, *, top_level: bool) -> None:
@@ -83,6 +128,19 @@ def add_connection_options(parser: argparse.ArgumentParser, *, top_level: bool) 
         default=default,
         metavar="URL",
         help=f"ingress of the server [{INGRESS_URL_ENV}, default {DEFAULT_INGRESS_URL}]",
+    )
+    group.add_argument(
+        "--admin-token",
+        default=default,
+        metavar="TOKEN",
+        help=f"bearer token for the admin API [{ADMIN_TOKEN_ENV}, or a file named by "
+        f"{ADMIN_TOKEN_ENV}_FILE; the variables keep it out of the process list]",
+    )
+    group.add_argument(
+        "--ingress-token",
+        default=default,
+        metavar="TOKEN",
+        help=f"bearer token for the ingress [{INGRESS_TOKEN_ENV}, or {INGRESS_TOKEN_ENV}_FILE]",
     )
     group.add_argument(
         "--json",
@@ -107,7 +165,11 @@ def usage(parser: argparse.ArgumentParser) -> int:
 
 def endpoints_of(args: argparse.Namespace) -> Endpoints:
     return Endpoints.resolve(
-        getattr(args, "admin_url", None), getattr(args, "ingress_url", None), os.environ
+        getattr(args, "admin_url", None),
+        getattr(args, "ingress_url", None),
+        os.environ,
+        admin_token_flag=getattr(args, "admin_token", None),
+        ingress_token_flag=getattr(args, "ingress_token", None),
     )
 
 
@@ -197,7 +259,11 @@ class Api:
     ) -> tuple[int, Any]:
         """One admin request: (status, the answer's JSON or None)."""
         if self._admin is None:
-            self._admin = httpx.Client(base_url=self.endpoints.admin, timeout=ADMIN_TIMEOUT)
+            self._admin = httpx.Client(
+                base_url=self.endpoints.admin,
+                timeout=ADMIN_TIMEOUT,
+                headers=self.endpoints.auth("admin"),
+            )
         try:
             response = self._admin.request(method, path, params=list(params) or None, json=body)
         except httpx.TransportError as exc:
@@ -218,7 +284,11 @@ class Api:
     def ingress(self, request: HttpRequest) -> HttpResponse:
         """One ingress request, answered whatever its status (the caller reads errors)."""
         if self._ingress is None:
-            self._ingress = httpx.Client(base_url=self.endpoints.ingress, timeout=INGRESS_TIMEOUT)
+            self._ingress = httpx.Client(
+                base_url=self.endpoints.ingress,
+                timeout=INGRESS_TIMEOUT,
+                headers=self.endpoints.auth("ingress"),
+            )
         try:
             response = self._ingress.request(
                 request.method,

@@ -86,6 +86,31 @@ def _setup_logging(config: Config) -> None:
         logging.getLogger(name).setLevel(max(logging.INFO, logging.getLogger(name).level))
     for name in unknown_env_vars():
         log.warning("environment variable %s is not a Perdure setting (typo?)", name)
+    _warn_exposure(config)
+
+
+_LOOPBACK = ("127.", "::1", "localhost")
+
+
+def _warn_exposure(config: Config) -> None:
+    """Says which APIs need a token, and warns about an open API on a non-loopback address.
+
+    Never logs a token: only whether one is set.
+    """
+    for name, bind, token, setting in (
+        ("ingress", config.ingress_bind, config.ingress_token, "--ingress-token"),
+        ("admin API", config.admin_bind, config.admin_token, "--admin-token"),
+    ):
+        if token is not None:
+            log.info("the %s requires a bearer token", name)
+        elif not bind[0].startswith(_LOOPBACK):
+            log.warning(
+                "the %s listens on %s without a token: anyone who can reach it can use it; "
+                "set %s (see SECURITY.md)",
+                name,
+                bind[0],
+                setting,
+            )
 
 
 def run_server(args: argparse.Namespace) -> int:
@@ -206,7 +231,11 @@ async def _serve_services(server: Any, services: list[Any], port: int) -> None:
     uri = f"http://127.0.0.1:{port}"
     admin = "http://{}:{}".format(*server.bound.admin)
     ingress = "http://{}:{}".format(*server.bound.ingress)
-    async with httpx.AsyncClient(timeout=10) as client:
+    config = server.config
+    auth = {}
+    if config.admin_token is not None:
+        auth["authorization"] = f"Bearer {config.admin_token.reveal()}"
+    async with httpx.AsyncClient(timeout=10, headers=auth) as client:
         for _ in range(100):
             with suppress(httpx.TransportError):
                 answer = await client.post(f"{admin}/deployments", json={"uri": uri, "force": True})
@@ -219,11 +248,20 @@ async def _serve_services(server: Any, services: list[Any], port: int) -> None:
         print(f"perdure dev: registering {uri} failed: {answer.text}", file=sys.stderr)
         await endpoint
         return
-    print(_banner(services, ingress, admin, uri), flush=True)
+    print(_banner(services, ingress, admin, uri, config), flush=True)
     await endpoint
 
 
-def _banner(services: list[Any], ingress: str, admin: str, uri: str) -> str:
+def _banner(
+    services: list[Any], ingress: str, admin: str, uri: str, config: Config | None = None
+) -> str:
+    """What `perdure dev` prints once ready. With tokens set, the curl lines send them from
+    the environment variables, never spelled out (the banner may end up in a log)."""
+    ingress_auth = admin_auth = ""
+    if config is not None and config.ingress_token is not None:
+        ingress_auth = ' -H "Authorization: Bearer $PERDURE_INGRESS_TOKEN"'
+    if config is not None and config.admin_token is not None:
+        admin_auth = ' -H "Authorization: Bearer $PERDURE_ADMIN_TOKEN"'
     lines = [
         "",
         f"Perdure is running. Ingress {ingress}, admin {admin}, services at {uri}.",
@@ -234,6 +272,6 @@ def _banner(services: list[Any], ingress: str, admin: str, uri: str) -> str:
             key = "/Ada" if definition.service_type != "SERVICE" else ""
             path = f"{ingress}/{definition.name}{key}/{handler.name}"
             data = " --json '\"Ada\"'" if handler.takes_input else ""
-            lines.append(f"  curl {path}{data}")
-    lines.append(f"Inspect: curl {admin}/invocations   Stop: Ctrl-C")
+            lines.append(f"  curl{ingress_auth} {path}{data}")
+    lines.append(f"Inspect: curl{admin_auth} {admin}/invocations   Stop: Ctrl-C")
     return "\n".join(lines)

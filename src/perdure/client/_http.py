@@ -20,12 +20,32 @@ def base_urls(ingress_url: str, admin_url: str) -> dict[str, str]:
     return {"ingress": ingress_url.rstrip("/"), "admin": admin_url.rstrip("/")}
 
 
-def request_args(request: HttpRequest, bases: Mapping[str, str]) -> dict[str, Any]:
+Auth = Mapping[str, tuple[tuple[str, str], ...]]
+
+
+def auth_headers(
+    token: str | None, admin_token: str | None
+) -> dict[str, tuple[tuple[str, str], ...]]:
+    """The Authorization header each target gets: the ingress token and the admin token differ.
+
+    >>> auth_headers("t" * 16, None)["admin"]
+    ()
+    """
+
+    def bearer(value: str | None) -> tuple[tuple[str, str], ...]:
+        return (("authorization", f"Bearer {value}"),) if value else ()
+
+    return {"ingress": bearer(token), "admin": bearer(admin_token)}
+
+
+def request_args(
+    request: HttpRequest, bases: Mapping[str, str], auth: Auth | None = None
+) -> dict[str, Any]:
     """Keyword arguments for ``httpx.Client.request`` / ``httpx.AsyncClient.request``."""
     return {
         "method": request.method,
         "url": bases[request.target] + request.path,
-        "headers": list(request.headers),
+        "headers": [*request.headers, *(auth or {}).get(request.target, ())],
         "params": list(request.params) or None,
         "content": request.body or None,
     }

@@ -10,7 +10,13 @@ from typing import Any, TypeVar
 import httpx
 
 from perdure.client import requests as rq
-from perdure.client._http import DEFAULT_TIMEOUT, base_urls, request_args, response_of
+from perdure.client._http import (
+    DEFAULT_TIMEOUT,
+    auth_headers,
+    base_urls,
+    request_args,
+    response_of,
+)
 from perdure.client.typed import TargetClient, WorkflowClient, target, workflow_target
 from perdure.sdk.service import Service, VirtualObject, Workflow
 
@@ -30,6 +36,9 @@ class AsyncClient:
             await client.call("Greeter", "greet", "Bob")    # by name, JSON in and out
             receipt = await client.send("Greeter", "greet", "Eve")
             await client.attach(receipt.invocation_id)
+
+    A server started with ``--ingress-token`` / ``--admin-token`` wants ``token=`` (sent to
+    the ingress only) and ``admin_token=`` (sent to the admin API only).
     """
 
     def __init__(
@@ -38,10 +47,14 @@ class AsyncClient:
         *,
         admin_url: str = "http://127.0.0.1:9070",
         headers: Mapping[str, str] | None = None,
+        token: str | None = None,
+        admin_token: str | None = None,
         timeout: httpx.Timeout | float | None = DEFAULT_TIMEOUT,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self._bases = base_urls(ingress_url, admin_url)
+        # The server's --ingress-token and --admin-token, each sent only to its own port.
+        self._auth = auth_headers(token, admin_token)
         self._http = httpx.AsyncClient(
             headers=dict(headers or {}), timeout=timeout, transport=transport
         )
@@ -52,7 +65,9 @@ class AsyncClient:
         The typed proxies call this and return its coroutine, so ``await`` them.
         """
         try:
-            response = await self._http.request(**request_args(call.request, self._bases))
+            response = await self._http.request(
+                **request_args(call.request, self._bases, self._auth)
+            )
         except httpx.TransportError as exc:
             raise rq.unreachable(call.request, self._bases[call.request.target], exc) from exc
         return call.parse(response_of(response))

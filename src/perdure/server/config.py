@@ -18,6 +18,7 @@ A TOML file may use the flat keys or group them in tables, which are joined with
 
 from __future__ import annotations
 
+import hmac
 import os
 import re
 import tomllib
@@ -41,8 +42,52 @@ _DEFAULTS = Defaults()
 CONFIG_FILE_ENV = "PERDURE_CONFIG"
 
 
+# A bearer token shorter than this is refused: it could be guessed. 16 characters of
+# `secrets.token_urlsafe` carry 96 bits.
+MIN_TOKEN_LENGTH = 16
+# Long enough for any generated token or JWT, short enough that it fits a request header.
+MAX_TOKEN_LENGTH = 4096
+TOKEN_EXAMPLE = "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+
+
 class ConfigError(ValueError):
     """A setting has a value Perdure cannot use; the message says which, why, and the fix."""
+
+
+class Secret:
+    """A bearer token: never shown by repr/str, compared in constant time.
+
+    >>> token = Secret("correct-horse-battery-staple")
+    >>> token, str(token)
+    (Secret('********'), '********')
+    >>> token.matches(b"correct-horse-battery-staple"), token.matches(b"guess")
+    (True, False)
+    """
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value.encode("ascii")
+
+    def matches(self, candidate: bytes) -> bool:
+        """Whether `candidate` is this token, in time that does not depend on where they differ."""
+        return hmac.compare_digest(candidate, self._value)
+
+    def reveal(self) -> str:
+        """The token itself, for the one place that must send it (a client's header)."""
+        return self._value.decode("ascii")
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and self.matches(other._value)
+
+    def __hash__(self) -> int:
+        return hash(Secret)  # equal secrets hash alike without the hash depending on the value
+
+    def __repr__(self) -> str:
+        return "Secret('********')"
+
+    def __str__(self) -> str:
+        return "********"
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +116,13 @@ class Config:
     # The Ed25519 key (PKCS#8 PEM) that signs requests to deployments (Restate's request
     # identity); None: the data directory's own key, created on the first start.
     request_identity_private_key: Path | None = None
+    # Bearer tokens: when set, every request to that API must carry `Authorization: Bearer
+    # <token>` (health checks excepted). A *_file setting names a file holding the token, so
+    # the secret need not appear in argv or the environment; `load` reads it into the token.
+    ingress_token: Secret | None = None
+    ingress_token_file: Path | None = None
+    admin_token: Secret | None = None
+    admin_token_file: Path | None = None
 
     def registry_defaults(self) -> Defaults:
         """The server-wide defaults the registry applies under each manifest's own options."""
@@ -160,7 +212,10 @@ def parse_duration_ms(text: str) -> int:
         unit = _UNIT_OF.get(unit_name)
         if unit is None:
             raise ValueError(f"unknown unit '{match.group(2)}'")
-        total_ns += round(float(match.group(1)) * _UNIT_NS[unit])
+        amount = float(match.group(1))
+        if amount == float("inf"):
+            raise ValueError(f"'{match.group(1)[:20]}...' is too large a number")
+        total_ns += round(amount * _UNIT_NS[unit])
         pos = match.end()
     if hms is not None:
         hours, minutes, seconds, fraction = hms.groups()
@@ -179,6 +234,8 @@ def _iso_ms(value: str) -> int:
     if match is None or value.upper() in ("P", "PT") or value.upper().endswith("T"):
         raise ValueError(f"'{value}' is not an ISO 8601 duration")
     parts = {k: float(v.replace(",", ".")) for k, v in match.groupdict().items() if v}
+    if any(v == float("inf") for v in parts.values()):
+        raise ValueError(f"'{value[:20]}...' has too large a number")
     if parts.get("y") or parts.get("mo"):
         raise ValueError("use units of weeks or smaller (months and years vary in length)")
     seconds = (
@@ -324,6 +381,37 @@ def _path(value: Any) -> Path:
     return Path(text).expanduser()
 
 
+def check_token(text: str) -> None:
+    """Raises ValueError if `text` cannot be a bearer token; the message never quotes it.
+
+    >>> check_token("short")
+    Traceback (most recent call last):
+    ...
+    ValueError: the token is 5 characters long; use at least 16 ...
+    """
+    if len(text) < MIN_TOKEN_LENGTH:
+        raise ValueError(
+            f"the token is {len(text)} characters long; use at least {MIN_TOKEN_LENGTH} "
+            f"(make one with {TOKEN_EXAMPLE})"
+        )
+    if len(text) > MAX_TOKEN_LENGTH:
+        raise ValueError(f"the token is longer than {MAX_TOKEN_LENGTH} characters")
+    for position, char in enumerate(text, 1):
+        if not "!" <= char <= "~":
+            raise ValueError(
+                f"the token has a space, a control or a non-ASCII character at position "
+                f"{position}; use printable ASCII only, as HTTP headers carry it "
+                f"(make one with {TOKEN_EXAMPLE})"
+            )
+
+
+def _token(value: Any) -> Secret:
+    if not isinstance(value, str):
+        raise ValueError("must be a string")
+    check_token(value.strip())
+    return Secret(value.strip())
+
+
 @dataclass(frozen=True, slots=True)
 class Setting:
     field: str
@@ -423,6 +511,34 @@ SETTINGS: tuple[Setting, ...] = (
         "Ed25519 private key (PKCS#8 PEM) that signs requests to deployments "
         "(default: request-identity.pem in the data directory, created on first start)",
     ),
+    Setting(
+        "ingress_token",
+        "ingress-token",
+        "PERDURE_INGRESS_TOKEN",
+        _token,
+        "bearer token every ingress request must carry (default: none, the ingress is open)",
+    ),
+    Setting(
+        "ingress_token_file",
+        "ingress-token-file",
+        "PERDURE_INGRESS_TOKEN_FILE",
+        _path,
+        "file holding the ingress token (keeps it out of argv and the environment)",
+    ),
+    Setting(
+        "admin_token",
+        "admin-token",
+        "PERDURE_ADMIN_TOKEN",
+        _token,
+        "bearer token every admin API request must carry (default: none, the API is open)",
+    ),
+    Setting(
+        "admin_token_file",
+        "admin-token-file",
+        "PERDURE_ADMIN_TOKEN_FILE",
+        _path,
+        "file holding the admin token",
+    ),
 )
 
 _BY_NAME: dict[str, Setting] = {}
@@ -507,8 +623,39 @@ def load(
         if named is None:
             raise ConfigError(f"unknown setting '{name}'")
         values[named.field] = _apply(named, raw, named.flag)
-    config = replace(Config(), **values)
+    config = _read_token_files(replace(Config(), **values))
     _check_together(config)
+    return config
+
+
+def _read_token_files(config: Config) -> Config:
+    """Each *_token_file read into its token; given both ways, the token is ambiguous."""
+    for which in ("ingress", "admin"):
+        token_setting = _BY_NAME[f"{which}_token"]
+        file_setting = _BY_NAME[f"{which}_token_file"]
+        path: Path | None = getattr(config, file_setting.field)
+        if path is None:
+            continue
+        if getattr(config, token_setting.field) is not None:
+            raise ConfigError(
+                f"the {which} token is given twice, as a value ({token_setting.flag} / "
+                f"{token_setting.env}) and as a file ({file_setting.flag} / {file_setting.env}); "
+                "keep one"
+            )
+        try:
+            text = path.read_text(encoding="ascii").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else "it is not ASCII text"
+            raise ConfigError(
+                f"cannot read the {which} token from {path} ({reason or exc}); fix "
+                f"{file_setting.flag} / {file_setting.env}"
+            ) from None
+        try:
+            check_token(text)
+        except ValueError as exc:
+            raise ConfigError(f"{path} ({file_setting.flag}): {exc}") from None
+        values: dict[str, Any] = {token_setting.field: Secret(text)}
+        config = replace(config, **values)
     return config
 
 
@@ -531,6 +678,12 @@ def _check_together(config: Config) -> None:
         raise ConfigError(
             f"the data directory {config.data_dir} is a file; point --data-dir / "
             "PERDURE_DATA_DIR at a directory (it is created if missing)"
+        )
+    if config.ingress_token is not None and config.ingress_token == config.admin_token:
+        # One token for both would let anyone allowed to call handlers administer the server.
+        raise ConfigError(
+            "the ingress token and the admin token are the same; give the admin API a token of "
+            f"its own (make one with {TOKEN_EXAMPLE})"
         )
     key = config.request_identity_private_key
     if key is not None and not key.is_file():
@@ -560,9 +713,12 @@ def describe() -> list[tuple[str, str, str, str]]:
 __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
     "ENV_VARS",
+    "MIN_TOKEN_LENGTH",
     "SETTINGS",
     "Config",
     "ConfigError",
+    "Secret",
+    "check_token",
     "load",
     "parse_bind",
     "parse_duration_ms",

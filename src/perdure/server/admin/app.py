@@ -51,6 +51,7 @@ from perdure.server.asgi import (
 )
 from perdure.server.config import DEFAULT_MAX_BODY_BYTES, Config
 from perdure.server.errors import Api, PerdureError
+from perdure.server.ingress import bearer
 from perdure.server.ingress.app import RequestSink, engine_error
 from perdure.server.invoker.discovery import Discovered, Discoverer
 from perdure.server.partition.effects import Reply, ReplyKind
@@ -67,6 +68,7 @@ from perdure.server.storage.api import ReadView
 log = logging.getLogger("perdure.admin")
 
 DiscoverFn = Callable[[str, Sequence[tuple[str, str]], bool], Awaitable[Discovered]]
+
 
 class ReaderSource(Protocol):
     def reader(self) -> ReadView: ...
@@ -109,6 +111,9 @@ class AdminApp:
         self.ingress_endpoint = ingress_endpoint
         self._clock = clock
         self._random = random_bytes
+        # Bearer tokens (config.py): this port's, and the ingress's to spot a mix-up.
+        self._token = config.admin_token if config is not None else None
+        self._other_token = config.ingress_token if config is not None else None
 
     async def aclose(self) -> None:
         if self._own_discoverer is not None:
@@ -119,6 +124,12 @@ class AdminApp:
             return
         try:
             request = routes.parse_request(scope["method"], path_of(scope), query_params(scope))
+            if self._token is not None and not _is_health(request):
+                refused = bearer.refusal(
+                    scope["headers"], self._token, api=Api.ADMIN, other=self._other_token
+                )
+                if refused is not None:
+                    raise refused
             if isinstance(request, PerdureError):
                 raise request
             await self._handle(request, scope, receive, send)
@@ -289,6 +300,12 @@ class AdminApp:
             await respond_json(send, 200, {"new_invocation_id": reply.invocation_id})
         else:
             await respond(send, reply.status)
+
+
+def _is_health(request: AdminRequest | PerdureError) -> bool:
+    """GET /health (any API version) is open: a probe carries no credentials and learns
+    nothing from a 200. Everything else, unknown paths included, needs the token."""
+    return isinstance(request, AdminRequest) and isinstance(request.route, Health)
 
 
 def parse_registration(body: bytes, api_version: int) -> Options:

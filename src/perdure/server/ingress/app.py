@@ -35,7 +35,7 @@ from perdure.server.asgi import (
 )
 from perdure.server.config import DEFAULT_MAX_BODY_BYTES, Config
 from perdure.server.errors import INVOCATION_ID_HEADER, Api, PerdureError
-from perdure.server.ingress import payloads, routes
+from perdure.server.ingress import bearer, payloads, routes
 from perdure.server.ingress.routes import (
     CompleteAwakeable,
     GetOutput,
@@ -56,6 +56,10 @@ from perdure.server.registry import HandlerInfo, Registry
 from perdure.server.storage.api import Failure, Outcome, Target
 
 log = logging.getLogger("perdure.ingress")
+
+# Open without a token, like Restate's: load balancers and probes carry no credentials, and the
+# answer (the names of the registered services) is what `perdure dev` prints anyway.
+HEALTH_PATH = "/restate/health"
 
 # Restate rejects an awakeable with this code (codes::INTERNAL); the body is the reason.
 AWAKEABLE_REJECT_CODE = 500
@@ -102,6 +106,9 @@ class IngressApp:
         shown = "localhost" if host in ("0.0.0.0", "::") else host
         # Named in the "service not found" hint; set it again once port 0 is resolved.
         self.admin_address = f"{shown}:{port}" if port else f"{shown}:<admin port>"
+        # Bearer tokens (config.py): this port's, and the admin's to spot a mix-up.
+        self._token = config.ingress_token if config is not None else None
+        self._other_token = config.admin_token if config is not None else None
         # Where attach-by-id learns the handler, for the output's content-type (optional).
         self._target_of = target_of
         self._clock = clock
@@ -113,6 +120,12 @@ class IngressApp:
         if scope["type"] != "http":
             return
         try:
+            if self._token is not None and path_of(scope) != HEALTH_PATH:
+                refused = bearer.refusal(
+                    scope["headers"], self._token, api=Api.INGRESS, other=self._other_token
+                )
+                if refused is not None:
+                    raise refused
             await self._handle(scope, receive, send)
         except ClientGone:
             return
