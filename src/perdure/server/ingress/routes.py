@@ -34,6 +34,24 @@ from perdure.server.registry import HandlerInfo, Registry, ServiceInfo
 from perdure.server.storage.api import HandlerType, ServiceType, Target
 
 IDEMPOTENCY_KEY = "idempotency-key"
+# A key is stored with its invocation, hashed into the invocation id, and carried
+# percent-encoded (up to 3 bytes per byte) in attach URLs: 1 KiB keeps such a URL under the
+# 8 KiB request-line limit common to HTTP servers and proxies, and is far above a UUID (36) or
+# a composite business key. Stripe, for comparison, allows 255 characters.
+MAX_IDEMPOTENCY_KEY_BYTES = 1024
+# The longest delay a send accepts: ten years. Longer is more likely a unit mistake than a plan,
+# and the due time stays far inside the 64-bit millisecond clock the storage keeps.
+MAX_DELAY_MS = 10 * 365 * 86_400_000
+
+# Not in the shared catalog (errors.py) yet: the code is reserved here, PD-1019.
+BAD_IDEMPOTENCY_KEY = E.ErrorKind(
+    "PD-1019",
+    "bad_idempotency_key",
+    400,
+    "The idempotency key is empty, too long, or has a character a key cannot have.",
+    f"Use a non-empty key of printable ASCII of at most {MAX_IDEMPOTENCY_KEY_BYTES} bytes, "
+    "for example a UUID.",
+)
 INGRESS_PATH_HEADER = "x-restate-ingress-path"
 # Hop-by-hop and ingress-only headers are not handed to the handler (Restate's parse_headers).
 _NOT_FORWARDED = frozenset(("connection", "host", IDEMPOTENCY_KEY, "idempotency-expires"))
@@ -166,6 +184,8 @@ class _Router:
                 E.PRIVATE_HANDLER, f"The handler '{info.name}/{handler.name}' is not public."
             )
         idempotency_key = self._header(IDEMPOTENCY_KEY)
+        if idempotency_key is not None:
+            check_idempotency_key(idempotency_key, from_header=True)
         if idempotency_key is not None and handler.handler_type is HandlerType.WORKFLOW:
             raise PerdureError(
                 E.IDEMPOTENCY_KEY_ON_WORKFLOW,
@@ -221,13 +241,22 @@ class _Router:
         for name, value in self.query:
             if name.lower() == "delay":
                 try:
-                    return parse_duration_ms(value)
+                    delay_ms = parse_duration_ms(value)
                 except ValueError as exc:
                     raise PerdureError(
                         E.BAD_DELAY,
                         f"The delay '{_clip(value, 60)}' is not a duration: {exc}.",
                         hint=f"Write it like {DURATION_EXAMPLES}.",
                     ) from None
+                if delay_ms > MAX_DELAY_MS:
+                    raise PerdureError(
+                        E.BAD_DELAY,
+                        f"The delay '{_clip(value, 60)}' is longer than ten years, the longest "
+                        "a send can wait.",
+                        hint="Check the unit (ms, s, m, h, d); for a far-off date, send later "
+                        "or schedule from a handler with a durable sleep.",
+                    )
+                return delay_ms
         return None
 
     def _header(self, name: str) -> str | None:
@@ -328,6 +357,7 @@ class _Router:
             raise bad
         key = decode_segment(parts[1], "key") if _keyed(info) else ""
         handler, idem = parts[-3], decode_segment(parts[-2], "idempotency key")
+        check_idempotency_key(idem, from_header=False)
         h = info.handlers.get(handler)
         target = Target(name, handler, key, info.service_type, h.handler_type if h else None)
         return GetOutput(wait, AttachBy.IDEMPOTENCY_KEY, target=target, idempotency_key=idem)
@@ -355,6 +385,39 @@ def decode_segment(segment: str, what: str) -> str:
             E.BAD_KEY_ENCODING,
             f"The {what} '{_clip(segment, 80)}' is not valid UTF-8 once decoded.",
         ) from None
+
+
+def check_idempotency_key(key: str, *, from_header: bool) -> None:
+    """Raises the 400 for a key that is empty, over 1 KiB, or has a control character.
+
+    A key sent as a header must be printable ASCII, as Restate's ingress requires (the header
+    arrives as bytes; anything else would be read as latin-1 and stored garbled). A key in an
+    attach path or a JSON target is UTF-8, as service-to-service calls may store such keys.
+
+    >>> check_idempotency_key("order-42", from_header=True)
+    >>> check_idempotency_key("", from_header=True)
+    Traceback (most recent call last):
+    ...
+    perdure.server.errors.PerdureError: The idempotency key is empty.
+    """
+    where = "header" if from_header else "key"
+    if not key:
+        raise PerdureError(BAD_IDEMPOTENCY_KEY, "The idempotency key is empty.")
+    size = len(key.encode("utf-8", "surrogatepass"))
+    if size > MAX_IDEMPOTENCY_KEY_BYTES:
+        raise PerdureError(
+            BAD_IDEMPOTENCY_KEY,
+            f"The idempotency key is {size} bytes long; the limit is {MAX_IDEMPOTENCY_KEY_BYTES}.",
+        )
+    for position, char in enumerate(key, 1):
+        code = ord(char)
+        control = code < 0x20 or 0x7F <= code <= 0x9F
+        if control or (from_header and code > 0x7E):
+            what = "a control character" if control else "a character outside printable ASCII"
+            raise PerdureError(
+                BAD_IDEMPOTENCY_KEY,
+                f"The idempotency {where} has {what} (U+{code:04X}) at position {position}.",
+            )
 
 
 def parse_invocation_id(text: str) -> str:
@@ -424,11 +487,10 @@ def parse_target_body(body: bytes, wait: bool, registry: Registry) -> GetOutput 
             target = Target(
                 service, handler, key or "", service_type, h.handler_type if h else None
             )
+            idempotency_key = _field(doc, "idempotencyKey")
+            check_idempotency_key(idempotency_key, from_header=False)
             return GetOutput(
-                wait,
-                AttachBy.IDEMPOTENCY_KEY,
-                target=target,
-                idempotency_key=_field(doc, "idempotencyKey"),
+                wait, AttachBy.IDEMPOTENCY_KEY, target=target, idempotency_key=idempotency_key
             )
     except PerdureError as error:
         return error
