@@ -4,8 +4,9 @@ Run: .venv/bin/python bench/storage_micro.py [--n 2000] [--dir /tmp] [--backend 
 
 Prints the cost of each operation alone (inside one open transaction), then of whole cycles:
 one event per commit (every event pays an fsync) and group commits of 10 and 100 events (how
-the driver batches under load). Timings are wall clock on this machine; compare runs, not
-absolute numbers across machines.
+the driver batches under load), then what one durable step (`ctx.run`: a run command, then
+its result) costs the storage of a running invocation, with one or two commits per step.
+Timings are wall clock on this machine; compare runs, not absolute numbers across machines.
 """
 
 from __future__ import annotations
@@ -115,6 +116,38 @@ def _cycles(store: Storage, n: int, batch: int, offset: int) -> None:
     _timed(label, n, run)
 
 
+def _steps(store: Storage, n: int, commits_per_step: int) -> None:
+    """Each event reads the invocation row (written one event earlier), appends one journal
+    entry and writes the row back, as the partition does for a run command and its result."""
+    row = _row(5_000_000)
+    tx = store.begin()
+    tx.put_invocation(row)
+    tx.append_journal(row.id, _entries(0)[:1])
+    tx.commit()
+
+    def event(tx: Transaction) -> None:
+        current = tx.get_invocation(row.id)
+        assert current is not None
+        entry = JournalEntry(current.journal_length, 0x0411, b"\x0a\x05step" + b"z" * 40)
+        current.journal_length += 1
+        current.modified_at += 1
+        tx.append_journal(current.id, [entry])
+        tx.put_invocation(current)
+
+    def run() -> None:
+        for _ in range(n):
+            tx = store.begin()
+            event(tx)  # the run command
+            if commits_per_step == 2:
+                tx.commit()
+                tx = store.begin()
+            event(tx)  # its result
+            tx.commit()
+
+    label = f"durable step (2 events), {commits_per_step} commit(s) per step"
+    _timed(label, n, run)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=2000, help="operations per measurement")
@@ -138,6 +171,9 @@ def main() -> None:
             _cycles(store, n_single, 1, offset=1_000_000)
             _cycles(store, args.n, 10, offset=2_000_000)
             _cycles(store, args.n, 100, offset=3_000_000)
+            print("durable steps of one running invocation:")
+            _steps(store, n_single, 2)
+            _steps(store, n_single, 1)
         finally:
             store.close()
 

@@ -10,17 +10,23 @@ Durability. `synchronous=FULL` in WAL mode fsyncs the WAL at every commit: when 
 returns, the batch survives a power cut (rule 1, "commit before you tell").
 
 Speed. Every SQL text is a module constant, so sqlite3's statement cache prepares each one
-once per connection; journal appends go through `executemany`.
+once per connection; journal appends go through `executemany`. The store keeps a copy of the
+invocation rows it last committed (`ROW_CACHE` of them), so the partition's usual read of the
+row it wrote one event earlier costs no SQL, and a row known to exist is written back with an
+`UPDATE` of the columns that can change (status only when it did: it is in a partial index),
+which dirties fewer pages, so each commit writes fewer WAL frames.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import operator
 import sqlite3
 import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from perdure.server.storage import codec, migrations
 from perdure.server.storage.api import (
@@ -58,6 +64,14 @@ _PUT_INVOCATION = (
     " status = excluded.status, created_at = excluded.created_at,"
     " modified_at = excluded.modified_at, data = excluded.data,"
     " outcome_value = excluded.outcome_value"
+)
+# A row known to exist: its target and creation time never change, so neither do the indexes
+# on them; status is written only when it changed (`invocations_active` filters on it).
+_UPDATE_INVOCATION = (
+    "UPDATE invocations SET modified_at = ?, data = ?, outcome_value = ? WHERE id = ?"
+)
+_UPDATE_INVOCATION_STATUS = (
+    "UPDATE invocations SET status = ?, modified_at = ?, data = ?, outcome_value = ? WHERE id = ?"
 )
 _DELETE_INVOCATION = "DELETE FROM invocations WHERE id = ?"
 _APPEND_JOURNAL = (
@@ -114,6 +128,16 @@ _SAVEPOINT = tuple(f"SAVEPOINT sp{d}" for d in range(MAX_SAVEPOINT_DEPTH))
 _RELEASE = tuple(f"RELEASE sp{d}" for d in range(MAX_SAVEPOINT_DEPTH))
 _ROLLBACK_TO = tuple(f"ROLLBACK TO sp{d}" for d in range(MAX_SAVEPOINT_DEPTH))
 
+# How many committed invocation rows the store keeps in memory (oldest written first out).
+ROW_CACHE = 8192
+_MISSING: Final = object()
+_row_fields = operator.attrgetter(*(f.name for f in dataclasses.fields(InvocationRow)))
+
+
+def _clone(row: InvocationRow) -> InvocationRow:
+    """A copy the caller may change freely: the fields themselves are immutable values."""
+    return InvocationRow(*_row_fields(row))
+
 
 class SqliteTransaction(SqliteReads):
     """The open write transaction (`BEGIN IMMEDIATE`) on the store's write connection.
@@ -127,6 +151,12 @@ class SqliteTransaction(SqliteReads):
         self._store = store
         self._savepoints = 0  # depth of the savepoint stack
         self._done = False
+        # Invocation rows this transaction wrote (None: deleted), merged into the store's
+        # cache on commit; the undo log (id, previous overlay value) and its savepoint marks
+        # keep it in step with ROLLBACK TO.
+        self._overlay: dict[str, InvocationRow | None] = {}
+        self._undo: list[tuple[str, object]] = []
+        self._marks: list[int] = []
         # Serialises commit() and rollback(): if a caller gives up on a commit running in a
         # worker thread (a cancelled asyncio.to_thread) and rolls back, the rollback waits and
         # then finds the transaction ended, instead of racing COMMIT on the same connection.
@@ -179,9 +209,47 @@ class SqliteTransaction(SqliteReads):
 
     # -- invocations and journals ------------------------------------------------------------
 
+    def get_invocation(self, invocation_id: str) -> InvocationRow | None:
+        if self._done:
+            raise _finished()
+        row = self._overlay.get(invocation_id, _MISSING)
+        if row is _MISSING:
+            row = self._store._rows.get(invocation_id)
+            if row is None:
+                found = super().get_invocation(invocation_id)
+                if found is not None:
+                    # Not written by this transaction, so this is the committed row.
+                    self._store._remember(invocation_id, _clone(found))
+                return found
+        assert row is None or isinstance(row, InvocationRow)
+        return None if row is None else _clone(row)
+
     def put_invocation(self, row: InvocationRow) -> None:
-        t = row.target
+        rid = row.id
+        before = self._overlay.get(rid, _MISSING)
+        known = self._store._rows.get(rid) if before is _MISSING else before
         data, value = codec.encode_invocation(row)
+        if (
+            isinstance(known, InvocationRow)
+            and known.target == row.target
+            and known.created_at == row.created_at
+        ):
+            if known.status is row.status:
+                changed = self._run(_UPDATE_INVOCATION, (row.modified_at, data, value, rid))
+            else:
+                changed = self._run(
+                    _UPDATE_INVOCATION_STATUS,
+                    (row.status.value, row.modified_at, data, value, rid),
+                )
+            if changed != 1:  # the cache was wrong (it cannot be, but never lose a write)
+                self._upsert(row, data, value)
+        else:
+            self._upsert(row, data, value)
+        self._undo.append((rid, before))
+        self._overlay[rid] = _clone(row)
+
+    def _upsert(self, row: InvocationRow, data: str, value: bytes | None) -> None:
+        t = row.target
         self._run(
             _PUT_INVOCATION,
             (row.id, t.service, t.handler, t.key, row.status.value, row.created_at,
@@ -190,6 +258,8 @@ class SqliteTransaction(SqliteReads):
 
     def delete_invocation(self, invocation_id: str) -> None:
         self._run(_DELETE_INVOCATION, (invocation_id,))
+        self._undo.append((invocation_id, self._overlay.get(invocation_id, _MISSING)))
+        self._overlay[invocation_id] = None
 
     def append_journal(self, invocation_id: str, entries: Sequence[JournalEntry]) -> None:
         self._run_many(
@@ -295,12 +365,14 @@ class SqliteTransaction(SqliteReads):
             raise self._misuse(f"savepoints nest at most {MAX_SAVEPOINT_DEPTH} deep")
         self._run(_SAVEPOINT[self._savepoints], ())
         self._savepoints += 1
+        self._marks.append(len(self._undo))
 
     def release_savepoint(self) -> None:
         if self._savepoints == 0:
             raise self._misuse("release_savepoint() without a savepoint; call savepoint() first")
         self._run(_RELEASE[self._savepoints - 1], ())
         self._savepoints -= 1
+        self._marks.pop()
 
     def rollback_to_savepoint(self) -> None:
         """Undoes the writes since the innermost savepoint, which stays open (as in SQL)."""
@@ -309,6 +381,14 @@ class SqliteTransaction(SqliteReads):
                 "rollback_to_savepoint() without a savepoint; call savepoint() first"
             )
         self._run(_ROLLBACK_TO[self._savepoints - 1], ())
+        mark, undo, overlay = self._marks[-1], self._undo, self._overlay
+        while len(undo) > mark:
+            rid, before = undo.pop()
+            if before is _MISSING:
+                overlay.pop(rid, None)
+            else:
+                assert before is None or isinstance(before, InvocationRow)
+                overlay[rid] = before
 
     def _misuse(self, message: str) -> StorageError:
         if self._done:
@@ -325,6 +405,13 @@ class SqliteTransaction(SqliteReads):
                 self._cursor.execute("COMMIT")
             except sqlite3.Error as exc:
                 raise self._failed(exc) from exc
+            # Still under the write lock (one transaction at a time): nobody reads the cache.
+            remember, forget = self._store._remember, self._store._rows.pop
+            for rid, row in self._overlay.items():
+                if row is None:
+                    forget(rid, None)
+                else:
+                    remember(rid, row)
             self._finish()
 
     def rollback(self) -> None:
@@ -375,6 +462,8 @@ class SqliteStorage:
         self.path = str(path)
         self._open_tx: SqliteTransaction | None = None
         self._closed = False
+        # Committed invocation rows, for the write transaction only (see the module docstring).
+        self._rows: dict[str, InvocationRow] = {}
         self._writer = _connect(self.path, busy_timeout_s)
         reader_conn = None
         try:
@@ -408,6 +497,13 @@ class SqliteStorage:
             raise storage_error(exc, self.path) from exc
         self._open_tx = SqliteTransaction(self, self._write_cursor)
         return self._open_tx
+
+    def _remember(self, invocation_id: str, row: InvocationRow) -> None:
+        rows = self._rows
+        rows.pop(invocation_id, None)  # to the back: the oldest-written goes first
+        rows[invocation_id] = row
+        if len(rows) > ROW_CACHE:
+            del rows[next(iter(rows))]
 
     def reader(self) -> SqliteReader:
         if self._closed:
