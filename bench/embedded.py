@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime
+import faulthandler
 import json
 import os
 import resource
@@ -54,6 +55,8 @@ STEPS = 10
 EXPECTED = STEPS * (STEPS - 1) // 2
 SYSTEMS = ("perdure", "dbos", "dbos-wal")
 WARMUP_SECONDS = 1.5
+# A worker still running this long after its row should have ended is stuck.
+WORKER_GRACE_SECONDS = 90.0
 
 
 def step(i: int) -> int:
@@ -262,6 +265,8 @@ def _dbos_synchronous() -> str:
 
 def worker(args: argparse.Namespace) -> int:
     data_dir = Path(args.data_dir)
+    # A row that hangs prints every thread's stack to stderr and exits, for the orchestrator.
+    faulthandler.dump_traceback_later(args.seconds + WORKER_GRACE_SECONDS, exit=True)
     if args.worker == "perdure":
         result = perdure_worker(args.concurrency[0], args.seconds, data_dir)
     else:
@@ -300,7 +305,8 @@ def run_row(system: str, concurrency: int, seconds: float, work: Path) -> dict[s
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'src'}"}
     env = {k: v for k, v in env.items() if not k.startswith(("PERDURE_", "DBOS_"))}
     out = subprocess.run(
-        cmd, capture_output=True, text=True, cwd=data_dir, env=env, timeout=seconds + 180,
+        cmd, capture_output=True, text=True, cwd=data_dir, env=env,
+        timeout=seconds + 2 * WORKER_GRACE_SECONDS,
         check=False,
     )  # fmt: skip
     line = next((x for x in out.stdout.splitlines() if x.startswith("EMBEDDED_JSON ")), None)
@@ -329,6 +335,8 @@ def medians(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         row = dict(group[0])
         for name, value in group[0].items():
             values = [g[name] for g in group if isinstance(g.get(name), int | float)]
+            if name in ("system", "concurrency", "round"):
+                continue  # what the rows are grouped by stays as it is
             if isinstance(value, int | float) and len(values) == len(group):
                 row[name] = statistics.median(values)
         row["errors"] = sum(g.get("errors", 0) for g in group)
@@ -395,6 +403,15 @@ def markdown(results: dict[str, Any]) -> str:
         "synchronous from the running connection for DBOS, from the source for Perdure):",
         "",
         *[f"- `{system}`: {text}" for system, text in storage.items()],
+        "",
+        "How the systems differ here: `perdure` answers a call through its HTTP ingress and "
+        "runs the handler over HTTP/2 in the same process (the Perdure SDK runs a plain "
+        "`def` step in a worker thread); DBOS runs the workflow in the caller's thread and "
+        "writes each step straight to SQLite. `dbos` is DBOS as it configures SQLite "
+        "(rollback journal); `dbos-wal` gives it Perdure's journal mode. `other cores`: CPU the "
+        "rest of the machine used during the row; a row with a high value ran on a busy "
+        "machine.",
+        *(["", "## Notes", "", *results["notes"]] if results.get("notes") else []),
         "",
     ])  # fmt: skip
 

@@ -69,6 +69,8 @@ def medians(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         row = dict(group[0])
         for name, value in group[0].items():
             values = [g[name] for g in group if isinstance(g.get(name), int | float)]
+            if name in ("workload", "concurrency", "server", "sdk", "round"):
+                continue  # what the rows are grouped by stays as it is
             if isinstance(value, int | float) and len(values) == len(group):
                 row[name] = statistics.median(values)
         row["errors"] = sum(g.get("errors", 0) for g in group)  # every error counts
@@ -280,6 +282,8 @@ def markdown(results: dict[str, Any]) -> str:
         "other people's processes on a shared machine), in cores; the load generator is not "
         "counted there (it is in the json as `wrk_cpu_s`).",
     ]
+    if results.get("notes"):  # what a person found out about this run, kept in the json
+        parts += ["", "## Notes", "", *results["notes"]]
     if results.get("scale"):
         parts += [
             "",
