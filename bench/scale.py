@@ -1,8 +1,8 @@
 """Scale curves of the Perdure server, and of restate-server where cheap: `python -m bench.scale`.
 
-    python -m bench.scale                    # all three tables, full sizes (tens of minutes)
-    python -m bench.scale --quick            # all three, small sizes (a few minutes)
-    python -m bench.scale keys               # one table: keys | suspended | recovery
+    python -m bench.scale                    # all four tables, full sizes (tens of minutes)
+    python -m bench.scale --quick            # all four, small sizes (a few minutes)
+    python -m bench.scale keys               # one table: keys | suspended | recovery | retained
     python -m bench.scale suspended --suspended 10000 --servers perdure
 
 1. keys: 0 / 10^4 / 10^5 / 10^6 virtual-object keys holding state. Perdure's are written into
@@ -16,6 +16,9 @@
 3. recovery: N suspended runs plus some running ones (a workflow with a 1-hour inactivity
    timeout keeps its attempt open), then kill -9 of the server and a restart: time until the
    ingress answers, RSS after the restart, time until all completed once released.
+4. retained: a start with N stored cleanup timers (each completed invocation leaves one for
+   its retention, a day by default): startup time, first call, RSS (Perdure only;
+   --patched-src DIR adds a second source tree, alternating).
 
 Services: `bench/scale_services.py` (official restate-sdk), one process for both servers.
 Results: `bench/results/<date>-scale-<table>[-quick].{md,json}`, written as each table ends.
@@ -50,6 +53,7 @@ from bench.processes import (
     Tools,
     ensure_tools,
 )
+from bench.scale_retained import retained_table
 from bench.scale_tools import (
     active,
     blast,
@@ -61,14 +65,20 @@ from bench.scale_tools import (
 )
 from bench.workloads import Workload, measure, run_wrk, wait_quiet
 
-TABLES = ("keys", "suspended", "recovery")
+TABLES = ("keys", "suspended", "recovery", "retained")
 SIZES = {
     "full": {
         "keys": [0, 10**4, 10**5, 10**6],
         "suspended": [10**4, 10**5],
         "recovery": [10**4, 10**5],
+        "retained": [0, 10**5, 10**6],
     },
-    "quick": {"keys": [0, 10**3, 10**4], "suspended": [10**3], "recovery": [10**3]},
+    "quick": {
+        "keys": [0, 10**3, 10**4],
+        "suspended": [10**3],
+        "recovery": [10**3],
+        "retained": [0, 10**4],
+    },
 }
 FRESH = Workload("fresh", "/Counter/f{key}/add", "1", keys=2**31 - 1)  # a new key per call
 
@@ -392,18 +402,27 @@ def recovery_table(run: Run, sizes: list[int]) -> list[dict[str, Any]]:
     return rows
 
 
-RUNNERS = {"keys": keys_table, "suspended": suspended_table, "recovery": recovery_table}
+RUNNERS = {
+    "keys": keys_table,
+    "suspended": suspended_table,
+    "recovery": recovery_table,
+    "retained": retained_table,
+}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m bench.scale", description=__doc__.split("\n")[0]
     )
-    parser.add_argument("tables", nargs="*", choices=[*TABLES, []], help="default: all three")
+    parser.add_argument("tables", nargs="*", choices=[*TABLES, []], help="default: all")
     parser.add_argument("--quick", action="store_true", help="small sizes, 5 s wrk rows")
     parser.add_argument("--keys", type=int, nargs="+", help="sizes of the keys table")
     parser.add_argument("--suspended", type=int, nargs="+", help="sizes of the suspended table")
     parser.add_argument("--recovery", type=int, nargs="+", help="sizes of the recovery table")
+    parser.add_argument("--retained", type=int, nargs="+", help="sizes of the retained table")
+    parser.add_argument(
+        "--patched-src", type=Path, help="retained: also start servers from this source tree"
+    )
     parser.add_argument(
         "--servers", nargs="+", choices=["perdure", "restate"], default=["perdure", "restate"]
     )

@@ -176,7 +176,38 @@ def recovery_table(rows: list[dict[str, Any]]) -> str:
     )
 
 
-TABLES = {"keys": keys_tables, "suspended": suspended_table, "recovery": recovery_table}
+def retained_table(rows: list[dict[str, Any]]) -> str:
+    return _table(
+        [
+            "stored timers",
+            "server",
+            "DB MiB",
+            "health s",
+            "first call s",
+            "RSS ready MiB",
+            "RSS settled MiB",
+        ],
+        [
+            [
+                _num(r["timers"]),
+                r["server"],
+                _num(r["db_mib"]),
+                _num(r["health_s"], 2),
+                _num(r["first_call_s"], 2),
+                _rss(r["rss_ready"]),
+                _rss(r["rss_settled"]),
+            ]
+            for r in rows
+        ],
+    )
+
+
+TABLES = {
+    "keys": keys_tables,
+    "suspended": suspended_table,
+    "recovery": recovery_table,
+    "retained": retained_table,
+}
 
 
 def markdown_tables(results: dict[str, Any]) -> str:

@@ -1,9 +1,9 @@
 """`python -m bench.scale` at its smallest sizes against a real Perdure server (keeps it working).
 
 100 Counter keys written into the store before start, 50 suspended workflow runs, 50 more
-suspended plus 5 running through a kill -9: checks that every table's run did what it says
-(the pre-written state is read, every run suspends, completes once released, and survives the
-kill). Asserts nothing about speed.
+suspended plus 5 running through a kill -9, a start with 100 stored timers: checks that every
+table's run did what it says (the pre-written state is read, every run suspends, completes
+once released, and survives the kill). Asserts nothing about speed.
 """
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ def test_smallest_scale_run_writes_all_three_tables(tmp_path: Path) -> None:
         "50",
         "--recovery",
         "50",
+        "--retained",
+        "100",
         "--servers",
         "perdure",
         "--seconds",
@@ -72,3 +74,6 @@ def test_smallest_scale_run_writes_all_three_tables(tmp_path: Path) -> None:
     # 50 + 5 runs, as many releases, and the Greeter call that probed the restarted ingress
     assert recovery["counts_end"] == {"completed": 111}
     assert recovery["outputs"] == ['200 "t:ok"'] * 6
+
+    (retained,) = results["retained"]["rows"]
+    assert retained["timers"] == 100 and retained["first_call_s"] > 0

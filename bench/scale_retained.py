@@ -1,0 +1,92 @@
+"""The `retained` table of `bench/scale.py`: a server start with many stored timers.
+
+Every completed invocation keeps a cleanup timer for its retention (journal, idempotency or
+workflow retention: a day by default), so a server that completed 10^6 invocations in the last
+day holds 10^6 timer rows. The table writes N such timers into a fresh store through Perdure's
+storage API (no invocation rows: only the timers matter here), starts the server, and records
+the startup time, the time until a first call answers, and the server's RSS; with
+`--patched-src DIR` the same for a second source tree, in the same run, alternating.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from bench.processes import Perdure
+from bench.scale_tools import disk_mib, rss_mib
+from bench.workloads import wait_quiet
+
+DAY_MS = 86_400_000
+
+
+def populate_timers(data: Path, n: int) -> float:
+    """N cleanup timers a day from now, as N completed invocations would leave them."""
+    from perdure.server.storage import open_storage
+    from perdure.server.storage.api import TimerKind, TimerRow
+
+    start = time.monotonic()
+    now = int(time.time() * 1000)
+    store = open_storage(data)
+    try:
+        tx = store.begin()
+        for i in range(n):
+            inv = f"inc_scale{i:012d}"
+            tx.put_timer(TimerRow(f"cleanup:{inv}", now + DAY_MS + i, inv, TimerKind.CLEANUP))
+        tx.commit()
+    finally:
+        store.close()
+    return time.monotonic() - start
+
+
+def _first_call_s(server: Perdure) -> float:
+    start = time.monotonic()
+    while time.monotonic() - start < 300:
+        try:
+            if httpx.post(f"{server.ingress}/Greeter/greet", json="Ada", timeout=300).is_success:
+                break
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.02)
+    return time.monotonic() - start
+
+
+def retained_table(run: Any, sizes: list[int]) -> list[dict[str, Any]]:
+    trees = [("perdure", run.args.perdure_src)]
+    if run.args.patched_src is not None:
+        trees.append(("perdure-patched", run.args.patched_src))
+    rows = []
+    for index, n in enumerate(sizes):
+        for name, src in trees if index % 2 == 0 else list(reversed(trees)):
+            server = Perdure(run.work / f"retained-{name}-{n}", src=Path(src).resolve())
+            populate_s = populate_timers(server.work_dir / "data", n)
+            start = time.monotonic()
+            server.start()
+            try:
+                health_s = time.monotonic() - start
+                rss_ready = rss_mib(server.pid)
+                server.register(run.service.uri)
+                first_call_s = _first_call_s(server)
+                wait_quiet([server.pid], timeout=120)
+                row = {
+                    "timers": n,
+                    "server": name,
+                    "src": str(src),
+                    "populate_s": populate_s,
+                    "db_mib": disk_mib(server.work_dir / "data"),
+                    "health_s": health_s,
+                    "first_call_s": first_call_s,
+                    "rss_ready": rss_ready,
+                    "rss_settled": rss_mib(server.pid),
+                }
+            finally:
+                server.stop()
+            rows.append(row)
+            print(
+                f"   retained={n:<8} {name:>16} health {health_s:.2f} s, first call "
+                f"{first_call_s:.2f} s, rss {row['rss_settled']}, db {row['db_mib']:.1f} MiB",
+                flush=True,
+            )
+    return rows
