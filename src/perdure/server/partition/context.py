@@ -37,6 +37,9 @@ class Ctx:
     rows: dict[str, InvocationRow] = field(default_factory=dict)
     dirty: set[str] = field(default_factory=set)
     deleted: set[str] = field(default_factory=set)
+    # The whole journal of each invocation created in this event (it is all in memory), so
+    # that its first attempt needs no read of what was just written.
+    new_journals: dict[str, list[JournalEntry]] = field(default_factory=dict)
     # Set by the Partition: how to start an attempt for an invocation (lifecycle.start_attempt).
     resume: Callable[[Ctx, InvocationRow], None] | None = None
 
@@ -56,6 +59,7 @@ class Ctx:
     def add(self, row: InvocationRow) -> None:
         self.rows[row.id] = row
         self.deleted.discard(row.id)
+        self.new_journals[row.id] = []
         self.touch(row)
 
     def touch(self, row: InvocationRow) -> None:
@@ -66,12 +70,23 @@ class Ctx:
         """The invocation was purged: drop it from the working set and the store."""
         self.rows.pop(invocation_id, None)
         self.dirty.discard(invocation_id)
+        self.new_journals.pop(invocation_id, None)
         self.deleted.add(invocation_id)
         self.tx.delete_invocation(invocation_id)
 
     def append(self, row: InvocationRow, entries: list[JournalEntry]) -> None:
         self.tx.append_journal(row.id, entries)
+        known = self.new_journals.get(row.id)
+        if known is not None:
+            known.extend(entries)
         self.touch(row)
+
+    def journal(self, row: InvocationRow) -> list[JournalEntry]:
+        """`row`'s whole journal: from memory if `row` was created in this event."""
+        known = self.new_journals.get(row.id)
+        if known is not None and len(known) == row.journal_length:
+            return list(known)
+        return self.tx.read_journal(row.id)
 
     def flush(self) -> None:
         for invocation_id in self.dirty:

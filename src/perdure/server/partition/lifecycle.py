@@ -132,7 +132,7 @@ def start_attempt(ctx: Ctx, row: InvocationRow) -> None:
             partial = True
         else:
             state = ctx.tx.get_all_state(target.service, target.key)
-    journal = ctx.tx.read_journal(row.id)
+    journal = ctx.journal(row)
     start = wire.start_message(
         id_bytes=ctx.ids.invocation_id_bytes(row.id),
         debug_id=row.id,
