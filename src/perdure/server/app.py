@@ -21,9 +21,11 @@ from perdure.server.config import Config
 from perdure.server.driver import Driver
 from perdure.server.identity import RequestSigner, load_or_create_key
 from perdure.server.ids import RandomIds
+from perdure.server.invoker.admission import SendAdmission
 from perdure.server.invoker.h1 import H1Transport
 from perdure.server.invoker.h2 import H2Transport
 from perdure.server.invoker.service import Invoker
+from perdure.server.invoker.status import InvokerAwareStorage
 from perdure.server.partition import Partition
 from perdure.server.partition.effects import (
     AbortAttempt,
@@ -105,7 +107,15 @@ class Bound:
 class PerdureServer:
     """One Perdure server: storage, partition, driver, invoker, timers, ingress and admin."""
 
-    def __init__(self, config: Config, storage: Storage | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        storage: Storage | None = None,
+        *,
+        invoker_concurrency_limit: int | None = None,
+    ) -> None:
+        """`invoker_concurrency_limit`: at most this many attempts open at once (None: no
+        limit); the others wait in the invoker's queue (`invoker/slots.py`)."""
         self.config = config
         self._lock: DataDirectoryLock | None = None
         if storage is None:
@@ -136,6 +146,7 @@ class PerdureServer:
             self.h2,
             self.h1,
             extra_headers=lambda _deployment, url: self.signer.headers(url),
+            concurrency_limit=invoker_concurrency_limit,
         )
         self.bound: Bound | None = None
         self._stopping = asyncio.Event()
@@ -190,12 +201,16 @@ class PerdureServer:
         self.timers.load(self.storage.reader().list_timers())
         self.driver.submit(ServerStarted())
         ingress = IngressApp(
-            self.driver, lambda: self.registry, self.ids, self.config, target_of=self._target_of
+            SendAdmission(self.driver, self.invoker),
+            lambda: self.registry,
+            self.ids,
+            self.config,
+            target_of=self._target_of,
         )
         admin = AdminApp(
             self.driver,
             lambda: self.registry,
-            self.storage,
+            InvokerAwareStorage(self.storage, self.invoker.is_waiting),
             self.config,
             discover=Discoverer(self.h2, self.h1, sign=self.signer.headers).discover,
         )

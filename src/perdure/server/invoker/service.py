@@ -20,6 +20,11 @@ from perdure.protocol.errors import ProtocolError
 from perdure.protocol.framing import FrameDecoder
 from perdure.protocol.messages import MessageType as T
 from perdure.protocol.versions import content_type_for
+from perdure.server.invoker.slots import (
+    DEFAULT_ONE_WAY_LIMIT,
+    DEFAULT_ONE_WAY_SHARE,
+    AttemptSlots,
+)
 from perdure.server.invoker.transport import Stream, Transport, TransportError
 from perdure.server.partition.effects import AbortAttempt, SendToAttempt, StartAttempt
 from perdure.server.partition.events import AttemptFailed, Event, FramesReceived
@@ -38,14 +43,34 @@ CODE_TIMEOUT = 408
 HeaderSource = Callable[[DeploymentRow, str], list[tuple[str, str]]]
 
 
+# While a one-way attempt waits only because the ingress is busy, look again this often: the
+# ingress counts as busy until this long after its last send was answered.
+QUIET_S = 0.05
+
+
 @dataclass(slots=True)
 class _Running:
     attempt: int
     task: asyncio.Task[None]
+    outbox: asyncio.Queue[bytes]
+    one_way: bool
+
+
+@dataclass(slots=True)
+class _Queued:
+    effect: StartAttempt
     outbox: asyncio.Queue[bytes] = field(default_factory=asyncio.Queue)
 
 
 class Invoker:
+    """Opens attempts, at most `concurrency_limit` at once (None: no limit).
+
+    Attempts over the limit wait in `AttemptSlots` (first in, first out; calls before one-way
+    sends); a waiting attempt keeps the notifications sent to it and gets them after its Start.
+    `ingress_busy` says when the ingress is accepting sends: meanwhile one-way attempts are
+    kept to a small share (see `slots.py`).
+    """
+
     def __init__(
         self,
         submit: Callable[[Event], None],
@@ -53,6 +78,10 @@ class Invoker:
         h2: Transport,
         h1: Transport,
         extra_headers: HeaderSource | None = None,
+        *,
+        concurrency_limit: int | None = None,
+        one_way_share: int = DEFAULT_ONE_WAY_SHARE,
+        one_way_limit: int = DEFAULT_ONE_WAY_LIMIT,
     ) -> None:
         self._submit = submit
         self._registry = registry
@@ -60,34 +89,117 @@ class Invoker:
         self._h1 = h1
         self._extra_headers = extra_headers
         self._running: dict[str, _Running] = {}
+        self._slots: AttemptSlots[_Queued] = AttemptSlots(
+            concurrency_limit, one_way_share=one_way_share, one_way_limit=one_way_limit
+        )
+        self._one_way: set[str] = set()
+        self._sends_in_flight = 0
+        self._last_send_done = float("-inf")
+        self._recheck: asyncio.TimerHandle | None = None
         self.started = 0
+        self.most_open = 0  # the most attempts open at once so far (tests, status)
+        self._closed = False
 
     def __len__(self) -> int:
         return len(self._running)
 
+    @property
+    def waiting(self) -> int:
+        """How many attempts wait for a slot."""
+        return len(self._slots)
+
+    def is_waiting(self, invocation_id: str) -> bool:
+        """True while the invocation's attempt waits for a slot (its stream is not open)."""
+        return invocation_id in self._slots
+
+    # --- what the ingress tells (admission.py) ------------------------------------------------
+
+    def send_accepting(self, invocation_id: str) -> None:
+        """The ingress is admitting this one-way invocation: its first attempt may wait."""
+        self._one_way.add(invocation_id)
+        self._sends_in_flight += 1
+
+    def send_answered(self, invocation_id: str) -> None:
+        self._one_way.discard(invocation_id)
+        self._sends_in_flight -= 1
+        self._last_send_done = asyncio.get_running_loop().time()
+
+    def _busy(self) -> bool:
+        if self._sends_in_flight > 0:
+            return True
+        return asyncio.get_running_loop().time() - self._last_send_done < QUIET_S
+
+    # --- effects -----------------------------------------------------------------------------
+
     def start(self, effect: StartAttempt) -> None:
-        self._stop(effect.invocation_id)
-        outbox: asyncio.Queue[bytes] = asyncio.Queue()
-        task = asyncio.create_task(self._run(effect, outbox))
-        self._running[effect.invocation_id] = _Running(effect.attempt, task, outbox)
-        self.started += 1
+        if self._closed:
+            return
+        inv = effect.invocation_id
+        self._stop(inv)
+        one_way = inv in self._one_way
+        self._one_way.discard(inv)
+        queued = _Queued(effect)
+        if self._slots.admit(one_way=one_way, busy=self._busy()):
+            self._launch(queued, one_way)
+        else:
+            self._slots.push(inv, queued, one_way=one_way)
+            self._fill()
 
     def send(self, effect: SendToAttempt) -> None:
         running = self._running.get(effect.invocation_id)
-        if running is not None and running.attempt == effect.attempt:
-            running.outbox.put_nowait(effect.frames)
+        if running is not None:
+            if running.attempt == effect.attempt:
+                running.outbox.put_nowait(effect.frames)
+            return
+        queued = self._slots.get(effect.invocation_id)
+        if queued is not None and queued.effect.attempt == effect.attempt:
+            queued.outbox.put_nowait(effect.frames)
 
     def abort(self, effect: AbortAttempt) -> None:
         running = self._running.get(effect.invocation_id)
-        if running is not None and running.attempt == effect.attempt:
-            self._stop(effect.invocation_id)
+        if running is not None:
+            if running.attempt == effect.attempt:
+                self._stop(effect.invocation_id)
+            return
+        queued = self._slots.get(effect.invocation_id)
+        if queued is not None and queued.effect.attempt == effect.attempt:
+            self._slots.remove(effect.invocation_id)
 
     def _stop(self, invocation_id: str) -> None:
+        self._slots.remove(invocation_id)
         running = self._running.pop(invocation_id, None)
-        if running is not None and not running.task.done():
-            running.task.cancel()
+        if running is not None:
+            self._slots.finished(one_way=running.one_way)
+            if not running.task.done():
+                running.task.cancel()
+            self._fill()
+
+    def _launch(self, queued: _Queued, one_way: bool) -> None:
+        effect = queued.effect
+        task = asyncio.create_task(self._run(effect, queued.outbox))
+        self._running[effect.invocation_id] = _Running(effect.attempt, task, queued.outbox, one_way)
+        self.started += 1
+        self.most_open = max(self.most_open, len(self._running))
+
+    def _fill(self) -> None:
+        """Opens waiting attempts while slots are free."""
+        busy = self._busy()
+        while (ready := self._slots.pop_ready(busy=busy)) is not None:
+            _, queued, one_way = ready
+            self._launch(queued, one_way)
+        if self._recheck is None and self._slots.held_back(busy=busy):
+            self._recheck = asyncio.get_running_loop().call_later(QUIET_S, self._rechecked)
+
+    def _rechecked(self) -> None:
+        self._recheck = None
+        self._fill()
 
     async def close(self) -> None:
+        if self._recheck is not None:
+            self._recheck.cancel()
+            self._recheck = None
+        self._closed = True
+        self._slots.clear()  # the restart starts every running invocation again
         tasks = [r.task for r in self._running.values()]
         self._running.clear()
         for task in tasks:
@@ -113,6 +225,8 @@ class Invoker:
                 and current.task is asyncio.current_task()
             ):
                 del self._running[inv]
+                self._slots.finished(one_way=current.one_way)
+                self._fill()
         if failure is not None:
             code, message = failure
             log.warning("attempt %s of %s failed: %s", attempt, inv, message)
