@@ -119,7 +119,7 @@ def _cycles(store: Storage, n: int, batch: int, offset: int) -> None:
 def _steps(store: Storage, n: int, commits_per_step: int) -> None:
     """Each event reads the invocation row (written one event earlier), appends one journal
     entry and writes the row back, as the partition does for a run command and its result."""
-    row = _row(5_000_000)
+    row = dataclasses.replace(_row(5_000_000 + commits_per_step), journal_length=1)
     tx = store.begin()
     tx.put_invocation(row)
     tx.append_journal(row.id, _entries(0)[:1])
