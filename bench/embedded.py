@@ -1,7 +1,7 @@
 """Perdure embedded vs DBOS Transact on a 10-step workflow, one process each, same machine.
 
-    python -m bench.embedded                # quick: c = 1, 8; 6 s a row, 2 rounds (~3 minutes)
-    python -m bench.embedded --full         # c = 1, 8, 32; 15 s a row, 3 rounds
+    python -m bench.embedded                # quick: c = 1, 8; 6 s a row, 1 round (~1 minute)
+    python -m bench.embedded --full         # c = 1, 8, 32; 15 s a row, 3 rounds (~10 minutes)
     python -m bench.embedded --concurrency 8 --seconds 10 --repeat 3 --systems perdure dbos
 
 Each row is a fresh process (`python -m bench.embedded --worker SYSTEM ...`) that runs one
@@ -423,7 +423,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--full", action="store_true", help="c = 1, 8, 32; 15 s; 3 rounds")
     parser.add_argument("--seconds", type=float, help="seconds a row (6 quick, 15 full)")
     parser.add_argument("--concurrency", type=int, nargs="+", help="override the levels")
-    parser.add_argument("--repeat", type=int, help="rounds (2 quick, 3 full)")
+    parser.add_argument("--repeat", type=int, help="rounds (1 quick, 3 full)")
     parser.add_argument("--systems", nargs="+", choices=SYSTEMS, default=list(SYSTEMS))
     parser.add_argument("--label", default="embedded", help="results file name after the date")
     parser.add_argument("--worker", choices=SYSTEMS, help=argparse.SUPPRESS)
@@ -438,7 +438,7 @@ def main(argv: list[str] | None = None) -> int:
         return worker(args)
     seconds = args.seconds or (15.0 if args.full else 6.0)
     levels = args.concurrency or ([1, 8, 32] if args.full else [1, 8])
-    repeat = args.repeat or (3 if args.full else 2)
+    repeat = args.repeat or (3 if args.full else 1)
     dbos_version = ensure_dbos()
     work = Path(tempfile.mkdtemp(prefix="perdure-embedded-"))
     rows: list[dict[str, Any]] = []

@@ -10,9 +10,10 @@ one written with the Perdure SDK (`bench/perdure_services.py`) registered with P
 workload and concurrency it runs the servers one after the other (the order flips every row);
 a workload may run at some levels only (`sleep100`: c=64 and 256). Then it measures the cost
 per `ctx.run` step for 10 / 100 / 1,000-step chains, samples the Perdure server with py-spy
-under the c=64 greeter load, and runs `bench.embedded` (Perdure embedded vs DBOS, its own
-results file; `--no-embedded` skips it). Prints the tables and writes them with every raw
-number to `bench/results/<date>-<mode>.{md,json}`. Asserts nothing about speed.
+under the c=64 greeter load, and runs `bench.embedded` (Perdure embedded vs DBOS, in its own
+results file `<date>-<mode>-embedded`; `--no-embedded` skips it). Prints the tables and writes
+them with every raw number to `bench/results/<date>-<mode>.{md,json}`. Asserts nothing about
+speed.
 """
 
 from __future__ import annotations
@@ -302,7 +303,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_embedded:
         # After the servers above have stopped: the embedded processes get the machine alone.
         print("\nembedded: Perdure in one process vs DBOS Transact", flush=True)
-        embedded.main(["--full"] if args.full else [])
+        label = f"{args.label or mode}-embedded"  # never the recorded `embedded` file
+        embedded.main([*(["--full"] if args.full else []), "--label", label])
     return 0
 
 
