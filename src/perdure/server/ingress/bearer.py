@@ -31,7 +31,7 @@ _HOW = {
         "ingress",
         "--ingress-token / PERDURE_INGRESS_TOKEN",
         "Send the header `Authorization: Bearer <ingress token>`: "
-        "perdure.client.Client(url, token=...), the CLI's PERDURE_INGRESS_TOKEN, or "
+        "perdure.client.Client(url, token=TOKEN), the CLI's PERDURE_INGRESS_TOKEN, or "
         'curl -H "Authorization: Bearer $PERDURE_INGRESS_TOKEN".',
     ),
     Api.ADMIN: (
@@ -39,7 +39,7 @@ _HOW = {
         "--admin-token / PERDURE_ADMIN_TOKEN",
         "Send the header `Authorization: Bearer <admin token>`: the perdure CLI reads "
         "--admin-token or PERDURE_ADMIN_TOKEN, the restate CLI RESTATE_AUTH_TOKEN, and "
-        "perdure.client.Client takes admin_token=....",
+        "perdure.client.Client takes an admin_token argument.",
     ),
 }
 
