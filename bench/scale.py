@@ -1,8 +1,9 @@
 """Scale curves of the Perdure server, and of restate-server where cheap: `python -m bench.scale`.
 
-    python -m bench.scale                    # all four tables, full sizes (tens of minutes)
-    python -m bench.scale --quick            # all four, small sizes (a few minutes)
-    python -m bench.scale keys               # one table: keys | suspended | recovery | retained
+    python -m bench.scale                    # all five tables, full sizes (tens of minutes)
+    python -m bench.scale --quick            # all five, small sizes (a few minutes)
+    python -m bench.scale keys               # one table (or several): keys suspended recovery
+                                             # retained active
     python -m bench.scale suspended --suspended 10000 --servers perdure
 
 1. keys: 0 / 10^4 / 10^5 / 10^6 virtual-object keys holding state. Perdure's are written into
@@ -19,6 +20,7 @@
 4. retained: a start with N stored cleanup timers (each completed invocation leaves one for
    its retention, a day by default): startup time, first call, RSS (Perdure only;
    --patched-src DIR adds a second source tree, alternating).
+5. active: the same with N stored suspended invocations instead of timers.
 
 Services: `bench/scale_services.py` (official restate-sdk), one process for both servers.
 Results: `bench/results/<date>-scale-<table>[-quick].{md,json}`, written as each table ends.
@@ -53,7 +55,7 @@ from bench.processes import (
     Tools,
     ensure_tools,
 )
-from bench.scale_retained import retained_table
+from bench.scale_retained import active_table, retained_table
 from bench.scale_tools import (
     active,
     blast,
@@ -65,19 +67,21 @@ from bench.scale_tools import (
 )
 from bench.workloads import Workload, measure, run_wrk, wait_quiet
 
-TABLES = ("keys", "suspended", "recovery", "retained")
+TABLES = ("keys", "suspended", "recovery", "retained", "active")
 SIZES = {
     "full": {
         "keys": [0, 10**4, 10**5, 10**6],
         "suspended": [10**4, 10**5],
         "recovery": [10**4, 10**5],
         "retained": [0, 10**5, 10**6],
+        "active": [0, 10**5, 10**6],
     },
     "quick": {
         "keys": [0, 10**3, 10**4],
         "suspended": [10**3],
         "recovery": [10**3],
         "retained": [0, 10**4],
+        "active": [0, 10**4],
     },
 }
 FRESH = Workload("fresh", "/Counter/f{key}/add", "1", keys=2**31 - 1)  # a new key per call
@@ -407,6 +411,7 @@ RUNNERS = {
     "suspended": suspended_table,
     "recovery": recovery_table,
     "retained": retained_table,
+    "active": active_table,
 }
 
 
@@ -420,6 +425,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--suspended", type=int, nargs="+", help="sizes of the suspended table")
     parser.add_argument("--recovery", type=int, nargs="+", help="sizes of the recovery table")
     parser.add_argument("--retained", type=int, nargs="+", help="sizes of the retained table")
+    parser.add_argument("--active", type=int, nargs="+", help="sizes of the active table")
     parser.add_argument(
         "--patched-src", type=Path, help="retained: also start servers from this source tree"
     )

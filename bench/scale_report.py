@@ -179,7 +179,7 @@ def recovery_table(rows: list[dict[str, Any]]) -> str:
 def retained_table(rows: list[dict[str, Any]]) -> str:
     return _table(
         [
-            "stored timers",
+            "stored " + ("suspended" if rows and rows[0].get("stored") == "active" else "timers"),
             "server",
             "DB MiB",
             "health s",
@@ -207,6 +207,7 @@ TABLES = {
     "suspended": suspended_table,
     "recovery": recovery_table,
     "retained": retained_table,
+    "active": retained_table,
 }
 
 
