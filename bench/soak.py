@@ -42,7 +42,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 from bench.processes import Perdure, Service, cpu_seconds, machine_busy_seconds
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -148,6 +147,107 @@ def open_fds(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
 
 
+class Answer:
+    """The parts of an HTTP answer the sender reads."""
+
+    __slots__ = ("body", "status_code")
+
+    def __init__(self, status_code: int, body: bytes) -> None:
+        self.status_code, self.body = status_code, body
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8", "replace")
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+# What a failed exchange raises: a refused or reset connection, a timeout (an OSError too), or
+# an answer cut short.
+TRANSPORT_ERRORS = (OSError, asyncio.IncompleteReadError, ValueError)
+
+
+class Http1Client:
+    """A small keep-alive HTTP/1.1 client for the sender: a pool of `size` connections.
+
+    httpx costs several times the CPU per request, and on a busy 2-core machine a sender that
+    waits for a core shows up as server latency. This one does only what the soak needs:
+    JSON bodies, and answers with a content-length (the Perdure ingress always sends one).
+    """
+
+    def __init__(self, base_url: str, size: int, timeout: float = 120.0) -> None:
+        host, _, port = base_url.removeprefix("http://").partition(":")
+        self.host, self.port, self.timeout = host, int(port), timeout
+        self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        self._slots = asyncio.Semaphore(size)
+
+    async def aclose(self) -> None:
+        for _, writer in self._idle:
+            writer.close()
+        self._idle.clear()
+
+    async def post(
+        self, path: str, json: Any = None, headers: dict[str, str] | None = None
+    ) -> Answer:
+        body = b"" if json is None else _json_bytes(json)
+        return await self.request("POST", path, body, headers or {})
+
+    async def get(self, path: str) -> Answer:
+        return await self.request("GET", path, b"", {})
+
+    async def request(self, method: str, path: str, body: bytes, headers: dict[str, str]) -> Answer:
+        async with self._slots:
+            if self._idle:
+                reader, writer = self._idle.pop()
+            else:
+                reader, writer = await asyncio.open_connection(self.host, self.port)
+            try:
+                answer, keep = await asyncio.wait_for(
+                    self._exchange(reader, writer, method, path, body, headers), self.timeout
+                )
+            except BaseException:
+                writer.close()
+                raise
+            if keep:
+                self._idle.append((reader, writer))
+            else:
+                writer.close()
+            return answer
+
+    async def _exchange(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        method: str,
+        path: str,
+        body: bytes,
+        headers: dict[str, str],
+    ) -> tuple[Answer, bool]:
+        head = f"{method} {path} HTTP/1.1\r\nhost: {self.host}\r\n"
+        if body:
+            head += f"content-type: application/json\r\ncontent-length: {len(body)}\r\n"
+        head += "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        writer.write(head.encode("latin-1") + b"\r\n" + body)
+        status_line = await reader.readline()
+        if not status_line:
+            raise ConnectionResetError("the server closed the connection")
+        status = int(status_line.split(b" ", 2)[1])
+        length, keep = 0, True
+        while (line := await reader.readline()) not in (b"\r\n", b"\n", b""):
+            name, _, value = line.partition(b":")
+            name = name.strip().lower()
+            if name == b"content-length":
+                length = int(value)
+            elif name == b"connection" and value.strip().lower() == b"close":
+                keep = False
+        return Answer(status, await reader.readexactly(length) if length else b""), keep
+
+
+def _json_bytes(value: Any) -> bytes:
+    return json.dumps(value).encode()
+
+
 def _pick(rng: random.Random) -> str:
     kinds = [k for k, _ in MIX]
     weights = [w for _, w in MIX]
@@ -155,7 +255,7 @@ def _pick(rng: random.Random) -> str:
 
 
 async def _one(
-    client: httpx.AsyncClient, kind: str, n: int, rng: random.Random, tally: Tally, t0: float
+    client: Http1Client, kind: str, n: int, rng: random.Random, tally: Tally, t0: float
 ) -> None:
     """Sends one request of `kind` and records its latency, or the error it met."""
     key = f"k{rng.randrange(COUNTER_KEYS)}"
@@ -178,7 +278,7 @@ async def _one(
     started = time.monotonic()
     try:
         answer = await client.post(url, json=body, headers=headers)
-    except httpx.HTTPError as exc:
+    except TRANSPORT_ERRORS as exc:
         tally.error(f"{kind}: {type(exc).__name__}: {exc}")
         return
     took = time.monotonic() - started
@@ -274,21 +374,19 @@ async def _drive(
     sample_every: float,
     seed: int,
     quiet: bool,
-) -> tuple[Tally, list[Sample], float, dict[str, int]]:
+) -> tuple[Tally, list[Sample], float, dict[str, float]]:
     tally = Tally()
     samples: list[Sample] = []
     rng = random.Random(seed)
-    limits = httpx.Limits(
-        max_connections=CLIENT_CONNECTIONS, max_keepalive_connections=CLIENT_CONNECTIONS
-    )
     slots = asyncio.Semaphore(MAX_IN_FLIGHT)
     tasks: set[asyncio.Task[None]] = set()
     stop = asyncio.Event()
     # Descriptors with no client connected, before and after: the leak check that does not
     # depend on how many connections the sender had open at the moment of a sample.
-    idle = {"fds_idle_before": open_fds(server_pid)}
-    async with httpx.AsyncClient(base_url=ingress, limits=limits, timeout=60) as client:
-        t0 = time.monotonic()
+    idle: dict[str, float] = {"fds_idle_before": open_fds(server_pid)}
+    client = Http1Client(ingress, CLIENT_CONNECTIONS)
+    try:
+        t0, cpu0 = time.monotonic(), time.process_time()
         probe = _Sampler(server_pid, service_pid, t0, data)
         sampler = asyncio.create_task(
             _sample_loop(probe, tally, sample_every, lambda: len(tasks), samples, stop, quiet)
@@ -309,18 +407,22 @@ async def _drive(
             tasks.add(task)
             task.add_done_callback(lambda t: (tasks.discard(t), slots.release()))
         load_seconds = time.monotonic() - t0
+        # The sender's own CPU: if it nears a core, the sender (not the server) is the limit.
+        idle["sender_cpu_pct"] = round(100 * (time.process_time() - cpu0) / load_seconds, 1)
         if tasks:
             await asyncio.wait(tasks, timeout=120)
         stop.set()
         await sampler
         samples.append(probe.take(tally, len(tasks)))
         await _verify(client, tally)
+    finally:
+        await client.aclose()
     await asyncio.sleep(2)  # the server sees the client's connections close
     idle["fds_idle_after"] = open_fds(server_pid)
     return tally, samples, load_seconds, idle
 
 
-async def _verify(client: httpx.AsyncClient, tally: Tally) -> None:
+async def _verify(client: Http1Client, tally: Tally) -> None:
     """Every send's output arrives; every counter key holds the sum of its deltas."""
     slots = asyncio.Semaphore(16)
 
@@ -328,7 +430,7 @@ async def _verify(client: httpx.AsyncClient, tally: Tally) -> None:
         async with slots:
             try:
                 answer = await client.get(f"/restate/invocation/{invocation_id}/attach")
-            except httpx.HTTPError as exc:
+            except TRANSPORT_ERRORS as exc:
                 tally.error(f"attach {kind} {invocation_id}: {type(exc).__name__}: {exc}")
                 return
             if answer.status_code != 200:
@@ -392,15 +494,6 @@ def summarize(
     bounds: Bounds,
 ) -> dict[str, Any]:
     """The figures `check` judges and the report prints."""
-    warm = [s for s in samples if s.t >= bounds.warmup_s] or samples[-1:]
-    # Three samples either side smooth out one sample taken in the middle of a burst.
-    warm_rss = _mean([s.rss_kib for s in warm[:3]])
-    end_rss = _mean([s.rss_kib for s in warm[-3:]])
-    warm_fds = _mean([s.fds for s in warm[:3]])
-    end_fds = max(s.fds for s in warm[-3:])
-    answered_after_warm = max(1, warm[-1].answered - warm[0].answered)
-    middle = len(warm) // 2
-    mid_rss = _mean([s.rss_kib for s in warm[max(0, middle - 1) : middle + 2]])
     return {
         "asked_rate": rate,
         "held_rate": round(tally.sent / load_seconds, 2) if load_seconds else 0.0,
@@ -413,32 +506,44 @@ def summarize(
         "first_errors": tally.errors,
         "late": tally.late,
         "by_kind": dict(sorted(tally.by_kind.items())),
+        **sample_figures(samples, bounds),
+        "windows": windows(tally.latencies, width, load_seconds),
+    }
+
+
+def sample_figures(samples: list[Sample], bounds: Bounds) -> dict[str, Any]:
+    """Memory, descriptors and CPU from the samples (the warm-up decides the baseline)."""
+    warm = [s for s in samples if s.t >= bounds.warmup_s] or samples[-1:]
+    # Three samples either side smooth out one sample taken in the middle of a burst.
+    warm_rss = _mean([s.rss_kib for s in warm[:3]])
+    end_rss = _mean([s.rss_kib for s in warm[-3:]])
+    answered_after_warm = max(1, warm[-1].answered - warm[0].answered)
+    middle = len(warm) // 2
+    mid_rss = _mean([s.rss_kib for s in warm[max(0, middle - 1) : middle + 2]])
+    later = samples[1:] or samples
+    return {
         "rss_start_mib": round(samples[0].rss_kib / 1024, 1),
         "rss_warm_mib": round(warm_rss / 1024, 1),
         "rss_end_mib": round(end_rss / 1024, 1),
         "rss_peak_mib": round(max(s.rss_kib for s in samples) / 1024, 1),
         "rss_growth_mib": round((end_rss - warm_rss) / 1024, 1),
         "rss_growth_pct": round(100 * (end_rss - warm_rss) / warm_rss, 1) if warm_rss else 0.0,
+        "rss_growth_kib_per_1000_requests": round(
+            (end_rss - warm_rss) / answered_after_warm * 1000, 1
+        ),
+        "rss_late_from_s": warm[middle].t,
         "rss_late_growth_mib": round((end_rss - mid_rss) / 1024, 1),
         "rss_late_growth_kib_per_1000_requests": round(
             (end_rss - mid_rss) / max(1, warm[-1].answered - warm[middle].answered) * 1000, 1
         ),
         "db_end_mib": samples[-1].db_mib,
-        "rss_growth_kib_per_1000_requests": round(
-            (end_rss - warm_rss) / answered_after_warm * 1000, 1
-        ),
         "fds_start": samples[0].fds,
-        "fds_warm": round(warm_fds, 1),
-        "fds_end": end_fds,
+        "fds_warm": round(_mean([s.fds for s in warm[:3]]), 1),
+        "fds_end": max(s.fds for s in warm[-3:]),
         "fds_max": max(s.fds for s in samples),
-        "server_cpu_pct_mean": round(statistics.fmean(s.server_cpu_pct for s in samples[1:]), 1)
-        if len(samples) > 1
-        else 0.0,
-        "machine_busy_pct_mean": round(statistics.fmean(s.machine_busy_pct for s in samples[1:]), 1)
-        if len(samples) > 1
-        else 0.0,
+        "server_cpu_pct_mean": round(statistics.fmean(s.server_cpu_pct for s in later), 1),
+        "machine_busy_pct_mean": round(statistics.fmean(s.machine_busy_pct for s in later), 1),
         "machine_busy_pct_max": max(s.machine_busy_pct for s in samples),
-        "windows": windows(tally.latencies, width, load_seconds),
     }
 
 
@@ -528,6 +633,7 @@ def run(
     summary = summarize(tally, samples, load_seconds, rate, window, bounds)
     summary.update(idle)
     summary["bounds"] = asdict(bounds)
+    summary["window_s"] = window
     summary["samples"] = [asdict(s) for s in samples]
     summary["failed"] = check(summary, bounds)
     return summary
@@ -571,7 +677,8 @@ def report(summary: dict[str, Any], command: str) -> str:
         f"| growth after warm-up | {s['rss_growth_mib']} MiB ({s['rss_growth_pct']} %), "
         f"{s['rss_growth_kib_per_1000_requests']} KiB per 1000 requests; bound "
         f"max({b['rss_growth_mib']} MiB, {b['rss_growth_pct']} %) |",
-        f"| growth over the second half | {s['rss_late_growth_mib']} MiB, "
+        f"| growth over the second half (from {s['rss_late_from_s']:.0f} s) | "
+        f"{s['rss_late_growth_mib']} MiB, "
         f"{s['rss_late_growth_kib_per_1000_requests']} KiB per 1000 requests; bound "
         f"{b['late_growth_mib']} MiB; database at the end {s['db_end_mib']} MiB |",
         f"| open fds, no client connected | before {s['fds_idle_before']}, after "
@@ -579,20 +686,30 @@ def report(summary: dict[str, Any], command: str) -> str:
         f"| open fds under load | start {s['fds_start']}, after warm-up {s['fds_warm']}, end "
         f"{s['fds_end']}, max {s['fds_max']} (includes the sender's up to "
         f"{CLIENT_CONNECTIONS} connections) |",
-        f"| CPU | server {s['server_cpu_pct_mean']} % of a core on average; the machine "
+        f"| CPU | server {s['server_cpu_pct_mean']} % of a core on average, the sender "
+        f"{s.get('sender_cpu_pct', '?')} %; the machine "
         f"{s['machine_busy_pct_mean']} % busy (max {s['machine_busy_pct_max']} %), other "
         "work included |",
         f"| late starts | {s['late']} (requests that waited for one of {MAX_IN_FLIGHT} slots) |",
         "",
         "## Latency per window (sleeps apart)",
         "",
-        "| window from | answered | p50 ms | p99 ms | sleep p99 ms |",
-        "|---|---|---|---|---|",
+        "The last three columns come from the samples in the window: when the machine is busy",
+        "with other work, the sender and the service wait for a core too, and requests queue.",
+        "",
+        "| window from | answered | p50 ms | p99 ms | sleep p99 ms | most in flight "
+        "| server CPU % | machine busy % |",
+        "|---|---|---|---|---|---|---|---|",
     ]
+    width = s.get("window_s") or 60.0
     for w in s["windows"]:
+        inside = [x for x in s["samples"] if w["start_s"] <= x["t"] < w["start_s"] + width]
+        most = max((x["in_flight"] for x in inside), default=0)
+        cpu = statistics.fmean(x["server_cpu_pct"] for x in inside) if inside else 0.0
+        busy = statistics.fmean(x["machine_busy_pct"] for x in inside) if inside else 0.0
         lines.append(
             f"| {w['start_s']:.0f} s | {w['answered']} | {w['p50_ms']} | {w['p99_ms']} "
-            f"| {w['sleep_p99_ms']} |"
+            f"| {w['sleep_p99_ms']} | {most} | {cpu:.1f} | {busy:.1f} |"
         )
     lines += [
         "",
@@ -622,8 +739,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--name", default=f"{datetime.date.today().isoformat()}-soak")
     parser.add_argument("--no-write", action="store_true", help="print only")
+    parser.add_argument(
+        "--rejudge",
+        metavar="JSON",
+        type=Path,
+        help="no run: check a recorded result again with these bounds and rewrite its page",
+    )
     args = parser.parse_args(argv)
     bounds = Bounds(warmup_s=args.warmup)
+    if args.rejudge is not None:
+        summary = json.loads(args.rejudge.read_text())
+        samples = [Sample(**x) for x in summary["samples"]]
+        summary.update(sample_figures(samples, bounds))
+        summary["samples"] = [asdict(x) for x in samples]  # fields added since get defaults
+        summary["bounds"] = asdict(bounds)
+        summary["failed"] = check(summary, bounds)
+        page = report(summary, summary["command"])
+        print(page)
+        if not args.no_write:
+            args.rejudge.write_text(json.dumps(summary, indent=1) + "\n")
+            args.rejudge.with_suffix(".md").write_text(page)
+        return 0 if not summary["failed"] else 1
     summary = run(
         args.minutes,
         args.rate,
