@@ -267,3 +267,59 @@ def test_a_server_given_the_same_token_twice_does_not_start(tmp_path: Path) -> N
     )
     assert out.returncode == 2, out.stderr
     assert "same" in out.stderr and ADMIN_TOKEN not in out.stderr
+
+
+def test_perdure_dev_registers_with_the_admin_token_and_never_prints_a_token(
+    tmp_path: Path,
+) -> None:
+    import re
+    import signal
+
+    from tests.helpers.processes import free_port, wait_until
+
+    ingress, admin = free_port(), free_port()
+    log = tmp_path / "dev.log"
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("PERDURE_")},
+        "PERDURE_INGRESS_TOKEN": INGRESS_TOKEN,
+        "PERDURE_ADMIN_TOKEN": ADMIN_TOKEN,
+    }
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "perdure.cli.main",
+            "dev",
+            str(ROOT / "examples" / "greeter.py"),
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--ingress-bind",
+            f"127.0.0.1:{ingress}",
+            "--admin-bind",
+            f"127.0.0.1:{admin}",
+            "--service-port",
+            str(free_port()),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        banner = wait_until(
+            lambda: "Try:" in log.read_text() and log.read_text(), what="the dev banner"
+        )
+        assert '-H "Authorization: Bearer $PERDURE_INGRESS_TOKEN"' in banner
+        url = re.findall(r"(http://\S+/Greeter/greet)", banner)[0]
+        assert httpx.post(url, json="Ada", timeout=30).status_code == 401
+        answer = httpx.post(url, json="Ada", headers=_bearer(INGRESS_TOKEN), timeout=30)
+        assert answer.status_code == 200, answer.text
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+    text = log.read_text()
+    assert INGRESS_TOKEN not in text and ADMIN_TOKEN not in text
