@@ -147,3 +147,14 @@ def test_waiting_sends_survive_kill9(rig: Rig) -> None:
     wait_until(lambda: rig.all_completed(ids), timeout=60, what="all ten completed")
     ended = {words[1] for words in rig.lines() if words[0] == "end"}
     assert ended == {f"s{i}" for i in range(10)}
+
+
+def test_a_waiting_invocation_can_be_killed_and_never_starts(rig: Rig) -> None:
+    ids = [rig.send(f"s{i}") for i in range(4)]
+    wait_until(lambda: len(rig.listed("ready")) == 4 - LIMIT, what="two waiting")
+    r = httpx.patch(f"{rig.server.admin}/invocations/{ids[-1]}/kill", timeout=30)
+    assert r.status_code in (200, 202), r.text
+    wait_until(lambda: rig.status(ids[-1]) == "completed", what="the killed one completed")
+    rig.gate.touch()
+    wait_until(lambda: rig.all_completed(ids), timeout=60, what="the others completed")
+    assert rig.started() == ["s0", "s1", "s2"]  # the killed one never reached the deployment

@@ -97,7 +97,13 @@ class AttemptSlots(Generic[Item]):
 
     def held_back(self, *, busy: bool) -> bool:
         """One-way attempts wait only because the ingress is busy (worth a look when quiet)."""
-        return bool(self._one_way) and not self._full() and not self._one_way_room(busy)
+        return (
+            busy
+            and bool(self._one_way)
+            and not self._full()
+            and not self._one_way_room(True)
+            and self._one_way_room(False)
+        )
 
     def pop_ready(self, *, busy: bool) -> tuple[str, Item, bool] | None:
         """The next attempt that may open now, counted as open; None if none may."""

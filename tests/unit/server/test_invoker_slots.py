@@ -1,0 +1,74 @@
+"""The invoker's scheduler (`invoker/slots.py`): limit, lanes, and the one-way share."""
+
+from __future__ import annotations
+
+import pytest
+
+from perdure.server.invoker.slots import AttemptSlots
+
+
+def drain(slots: AttemptSlots[str], *, busy: bool) -> list[str]:
+    out = []
+    while (ready := slots.pop_ready(busy=busy)) is not None:
+        out.append(ready[0])
+    return out
+
+
+def test_no_limit_admits_everything_at_once() -> None:
+    slots: AttemptSlots[str] = AttemptSlots(None)
+    assert all(slots.admit(one_way=False, busy=False) for _ in range(1000))
+    assert slots.open == 1000
+
+
+def test_calls_wait_first_in_first_out_and_go_before_one_way_sends() -> None:
+    slots: AttemptSlots[str] = AttemptSlots(1, one_way_share=1, one_way_limit=1)
+    assert slots.admit(one_way=False, busy=False)
+    slots.push("send-1", "s1", one_way=True)
+    slots.push("call-1", "c1", one_way=False)
+    slots.push("call-2", "c2", one_way=False)
+    assert len(slots) == 3 and "send-1" in slots
+    order: list[str] = []
+    for _ in range(3):
+        slots.finished(one_way=bool(order) and order[-1].startswith("send"))
+        order += drain(slots, busy=False)
+    assert order == ["call-1", "call-2", "send-1"]
+
+
+def test_a_new_attempt_does_not_overtake_waiting_ones_of_its_lane() -> None:
+    slots: AttemptSlots[str] = AttemptSlots(2)
+    assert slots.admit(one_way=False, busy=False)
+    slots.push("waiting-call", "w", one_way=False)  # as if the limit had been reached before
+    assert not slots.admit(one_way=False, busy=False)
+    assert not slots.admit(one_way=True, busy=False)  # calls wait: one-way sends wait too
+
+
+def test_one_way_attempts_keep_to_the_share_while_busy_and_the_limit_when_quiet() -> None:
+    slots: AttemptSlots[str] = AttemptSlots(None, one_way_share=2, one_way_limit=5)
+    for i in range(10):
+        slots.push(f"s{i}", str(i), one_way=True)
+    assert drain(slots, busy=True) == ["s0", "s1"]
+    assert slots.held_back(busy=True)
+    assert drain(slots, busy=False) == ["s2", "s3", "s4"]
+    assert slots.open_one_way == 5 and not slots.held_back(busy=True)  # the limit holds them
+    # Calls are not held by the one-way share.
+    slots.push("call", "c", one_way=False)
+    assert drain(slots, busy=True) == ["call"]
+    assert slots.open == 6 and slots.open_one_way == 5
+
+
+def test_push_replaces_and_remove_and_clear_forget() -> None:
+    slots: AttemptSlots[str] = AttemptSlots(1)
+    assert slots.admit(one_way=False, busy=False)
+    slots.push("a", "first", one_way=True)
+    slots.push("a", "second", one_way=False)  # a newer attempt of the same invocation
+    assert len(slots) == 1 and slots.get("a") == "second"
+    assert slots.remove("a") == "second" and slots.remove("a") is None
+    slots.push("b", "b", one_way=True)
+    slots.clear()
+    assert len(slots) == 0
+
+
+@pytest.mark.parametrize(("limit", "share", "cap"), [(0, 8, 128), (None, 0, 128), (None, 8, 4)])
+def test_nonsense_settings_are_refused(limit: int | None, share: int, cap: int) -> None:
+    with pytest.raises(ValueError):
+        AttemptSlots(limit, one_way_share=share, one_way_limit=cap)
