@@ -163,6 +163,12 @@ class Answer:
         return json.loads(self.body)
 
 
+class _ClosedBeforeAnswer(ConnectionResetError):
+    """The connection ended before a status line came back."""
+
+
+IDLE_REUSE_S = 20.0
+
 # What a failed exchange raises: a refused or reset connection, a timeout (an OSError too), or
 # an answer cut short.
 TRANSPORT_ERRORS = (OSError, asyncio.IncompleteReadError, ValueError)
@@ -179,11 +185,12 @@ class Http1Client:
     def __init__(self, base_url: str, size: int, timeout: float = 120.0) -> None:
         host, _, port = base_url.removeprefix("http://").partition(":")
         self.host, self.port, self.timeout = host, int(port), timeout
-        self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        # (reader, writer, when it was last used): most recently used last.
+        self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter, float]] = []
         self._slots = asyncio.Semaphore(size)
 
     async def aclose(self) -> None:
-        for _, writer in self._idle:
+        for _, writer, _ in self._idle:
             writer.close()
         self._idle.clear()
 
@@ -198,11 +205,18 @@ class Http1Client:
 
     async def request(self, method: str, path: str, body: bytes, headers: dict[str, str]) -> Answer:
         async with self._slots:
-            if self._idle:
-                reader, writer = self._idle.pop()
-            else:
-                reader, writer = await asyncio.open_connection(self.host, self.port)
+            reader, writer, reused = await self._connection()
             try:
+                answer, keep = await asyncio.wait_for(
+                    self._exchange(reader, writer, method, path, body, headers), self.timeout
+                )
+            except _ClosedBeforeAnswer:
+                writer.close()
+                if not reused:
+                    raise
+                # The server closed an idle connection as the request went out, before reading
+                # it (nothing was answered, so nothing was done): once more on a new one.
+                reader, writer = await asyncio.open_connection(self.host, self.port)
                 answer, keep = await asyncio.wait_for(
                     self._exchange(reader, writer, method, path, body, headers), self.timeout
                 )
@@ -210,10 +224,20 @@ class Http1Client:
                 writer.close()
                 raise
             if keep:
-                self._idle.append((reader, writer))
+                self._idle.append((reader, writer, time.monotonic()))
             else:
                 writer.close()
             return answer
+
+    async def _connection(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, bool]:
+        while self._idle:
+            reader, writer, used = self._idle.pop()
+            # Well inside the server's keep-alive (75 s), so it rarely closes one under us.
+            if time.monotonic() - used < IDLE_REUSE_S and not reader.at_eof():
+                return reader, writer, True
+            writer.close()
+        reader, writer = await asyncio.open_connection(self.host, self.port)
+        return reader, writer, False
 
     async def _exchange(
         self,
@@ -229,9 +253,12 @@ class Http1Client:
             head += f"content-type: application/json\r\ncontent-length: {len(body)}\r\n"
         head += "".join(f"{k}: {v}\r\n" for k, v in headers.items())
         writer.write(head.encode("latin-1") + b"\r\n" + body)
-        status_line = await reader.readline()
+        try:
+            status_line = await reader.readline()
+        except ConnectionResetError:
+            status_line = b""
         if not status_line:
-            raise ConnectionResetError("the server closed the connection")
+            raise _ClosedBeforeAnswer("the server closed the connection before answering")
         status = int(status_line.split(b" ", 2)[1])
         length, keep = 0, True
         while (line := await reader.readline()) not in (b"\r\n", b"\n", b""):
