@@ -186,6 +186,7 @@ def retained_table(rows: list[dict[str, Any]]) -> str:
             "first call s",
             "RSS ready MiB",
             "RSS settled MiB",
+            "peak RSS MiB",
         ],
         [
             [
@@ -196,6 +197,7 @@ def retained_table(rows: list[dict[str, Any]]) -> str:
                 _num(r["first_call_s"], 2),
                 _rss(r["rss_ready"]),
                 _rss(r["rss_settled"]),
+                _num(r["rss_settled"].get("peak_rss_mib"), 0),
             ]
             for r in rows
         ],
