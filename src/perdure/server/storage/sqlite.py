@@ -24,6 +24,7 @@ import dataclasses
 import operator
 import sqlite3
 import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Final
@@ -463,7 +464,9 @@ class SqliteStorage:
         self._open_tx: SqliteTransaction | None = None
         self._closed = False
         # Committed invocation rows, for the write transaction only (see the module docstring).
-        self._rows: dict[str, InvocationRow] = {}
+        # An OrderedDict: evicting the oldest is O(1) (a plain dict's first key is found by
+        # skipping the deleted slots before it, ~6 µs here once the cache is full).
+        self._rows: OrderedDict[str, InvocationRow] = OrderedDict()
         self._writer = _connect(self.path, busy_timeout_s)
         reader_conn = None
         try:
@@ -503,7 +506,7 @@ class SqliteStorage:
         rows.pop(invocation_id, None)  # to the back: the oldest-written goes first
         rows[invocation_id] = row
         if len(rows) > ROW_CACHE:
-            del rows[next(iter(rows))]
+            rows.popitem(last=False)
 
     def reader(self) -> SqliteReader:
         if self._closed:
