@@ -401,6 +401,7 @@ async def _drive(
     sample_every: float,
     seed: int,
     quiet: bool,
+    attach: bool = True,
 ) -> tuple[Tally, list[Sample], float, dict[str, float]]:
     tally = Tally()
     samples: list[Sample] = []
@@ -441,7 +442,7 @@ async def _drive(
         stop.set()
         await sampler
         samples.append(probe.take(tally, len(tasks)))
-        await _verify(client, tally)
+        await _verify(client, tally, attach=attach)
     finally:
         await client.aclose()
     await asyncio.sleep(2)  # the server sees the client's connections close
@@ -449,11 +450,11 @@ async def _drive(
     return tally, samples, load_seconds, idle
 
 
-async def _verify(client: Http1Client, tally: Tally) -> None:
+async def _verify(client: Http1Client, tally: Tally, *, attach: bool) -> None:
     """Every send's output arrives; every counter key holds the sum of its deltas."""
     slots = asyncio.Semaphore(16)
 
-    async def attach(kind: str, invocation_id: str, expected: Any) -> None:
+    async def attach_one(kind: str, invocation_id: str, expected: Any) -> None:
         async with slots:
             try:
                 answer = await client.get(f"/restate/invocation/{invocation_id}/attach")
@@ -465,7 +466,10 @@ async def _verify(client: Http1Client, tally: Tally) -> None:
             elif expected is not None and answer.json() != expected:
                 tally.error(f"attach {kind} {invocation_id}: got {answer.text[:100]}")
 
-    await asyncio.gather(*(attach(*send) for send in tally.sends))
+    if attach:
+        await asyncio.gather(*(attach_one(*send) for send in tally.sends))
+    else:  # outputs already purged (a retention shorter than the run); the sums still check
+        tally.sends = []
     for key, total in sorted(tally.deltas.items()):
         answer = await client.post(f"/Counter/{key}/add", json=0)
         if answer.status_code != 200 or answer.json() != total:
@@ -617,6 +621,27 @@ def check(summary: dict[str, Any], bounds: Bounds) -> list[str]:
     return failed
 
 
+@dataclass
+class _Server(Perdure):
+    """`bench.processes.Perdure` with more flags for `perdure server`."""
+
+    extra: list[str] = field(default_factory=list)
+
+    def start(self) -> _Server:
+        cmd = [
+            sys.executable, "-m", "perdure.cli.main", "server",
+            "--ingress-bind", f"127.0.0.1:{self.ingress_port}",
+            "--admin-bind", f"127.0.0.1:{self.admin_port}",
+            "--data-dir", str(self.work_dir / "data"),
+            "--log-level", "warning",
+            *self.extra,
+        ]  # fmt: skip
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PERDURE_")}
+        env["PYTHONPATH"] = str(self.src)
+        self._launch(cmd, env, "perdure server")
+        return self
+
+
 def run(
     minutes: float,
     rate: float,
@@ -627,8 +652,13 @@ def run(
     seed: int = 7,
     work: Path | None = None,
     quiet: bool = False,
+    server_args: tuple[str, ...] = (),
+    attach: bool = True,
 ) -> dict[str, Any]:
-    """Starts a server and the service, soaks, stops both; the summary with `failed` filled."""
+    """Starts a server and the service, soaks, stops both; the summary with `failed` filled.
+
+    `server_args` are more `perdure server` flags, e.g. ("--retention-journal", "1m").
+    """
     if not 0 < minutes <= MAX_MINUTES:
         raise ValueError(f"--minutes must be above 0 and at most {MAX_MINUTES}")
     if not 0 < rate <= MAX_RATE:
@@ -637,7 +667,7 @@ def run(
     with tempfile.TemporaryDirectory(prefix="perdure-soak-") as tmp:
         base = work or Path(tmp)
         service = Service("bench.services", base / "service.log").start()
-        server = Perdure(base / "perdure")
+        server = _Server(base / "perdure", extra=list(server_args))
         try:
             server.start()
             server.register(service.uri)
@@ -652,6 +682,7 @@ def run(
                     sample,
                     seed,
                     quiet,
+                    attach,
                 )
             )
         finally:
@@ -767,6 +798,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", default=f"{datetime.date.today().isoformat()}-soak")
     parser.add_argument("--no-write", action="store_true", help="print only")
     parser.add_argument(
+        "--no-attach",
+        action="store_true",
+        help="do not attach to sends at the end (for a retention shorter than the run)",
+    )
+    parser.add_argument(
+        "--server-arg",
+        action="append",
+        default=[],
+        metavar="FLAG",
+        help="one more `perdure server` argument (repeat; e.g. --server-arg=--retention-journal "
+        "--server-arg=1m)",
+    )
+    parser.add_argument(
         "--rejudge",
         metavar="JSON",
         type=Path,
@@ -794,6 +838,8 @@ def main(argv: list[str] | None = None) -> int:
         sample=args.sample,
         bounds=bounds,
         seed=args.seed,
+        server_args=tuple(args.server_arg),
+        attach=not args.no_attach,
     )
     summary["commit"] = _commit()
     command = "python -m bench.soak " + " ".join(sys.argv[1:] if argv is None else argv)
