@@ -43,8 +43,10 @@ CODE_TIMEOUT = 408
 HeaderSource = Callable[[DeploymentRow, str], list[tuple[str, str]]]
 
 
-# While a one-way attempt waits only because the ingress is busy, look again this often: the
-# ingress counts as busy until this long after its last send was answered.
+# The ingress is busy accepting sends while at least BUSY_SENDS of them wait for their commit (a
+# few clients sending now and then never make it busy), and until QUIET_S after that; while a
+# one-way attempt waits only because the ingress is busy, the invoker looks again every QUIET_S.
+BUSY_SENDS = 16
 QUIET_S = 0.05
 
 
@@ -67,8 +69,8 @@ class Invoker:
 
     Attempts over the limit wait in `AttemptSlots` (first in, first out; calls before one-way
     sends); a waiting attempt keeps the notifications sent to it and gets them after its Start.
-    `ingress_busy` says when the ingress is accepting sends: meanwhile one-way attempts are
-    kept to a small share (see `slots.py`).
+    While the ingress is busy accepting sends (`BUSY_SENDS`), one-way attempts are kept to a
+    small share (see `slots.py`).
     """
 
     def __init__(
@@ -94,7 +96,7 @@ class Invoker:
         )
         self._one_way: set[str] = set()
         self._sends_in_flight = 0
-        self._last_send_done = float("-inf")
+        self._last_busy = float("-inf")
         self._recheck: asyncio.TimerHandle | None = None
         self.started = 0
         self.most_open = 0  # the most attempts open at once so far (tests, status)
@@ -121,13 +123,14 @@ class Invoker:
 
     def send_answered(self, invocation_id: str) -> None:
         self._one_way.discard(invocation_id)
+        if self._sends_in_flight >= BUSY_SENDS:
+            self._last_busy = asyncio.get_running_loop().time()
         self._sends_in_flight -= 1
-        self._last_send_done = asyncio.get_running_loop().time()
 
     def _busy(self) -> bool:
-        if self._sends_in_flight > 0:
+        if self._sends_in_flight >= BUSY_SENDS:
             return True
-        return asyncio.get_running_loop().time() - self._last_send_done < QUIET_S
+        return asyncio.get_running_loop().time() - self._last_busy < QUIET_S
 
     # --- effects -----------------------------------------------------------------------------
 
