@@ -72,3 +72,28 @@ def test_push_replaces_and_remove_and_clear_forget() -> None:
 def test_nonsense_settings_are_refused(limit: int | None, share: int, cap: int) -> None:
     with pytest.raises(ValueError):
         AttemptSlots(limit, one_way_share=share, one_way_limit=cap)
+
+
+def test_the_ingress_is_busy_only_while_many_sends_wait() -> None:
+    import asyncio
+    from typing import Any
+
+    from perdure.server.invoker.service import BUSY_SENDS, QUIET_S, Invoker
+
+    async def scenario() -> None:
+        none: Any = None
+        invoker = Invoker(lambda _event: None, lambda: none, none, none)
+        invoker.send_accepting("a")
+        invoker.send_answered("a")
+        assert not invoker._busy()  # one client sending now and then
+        ids = [f"s{i}" for i in range(BUSY_SENDS)]
+        for name in ids:
+            invoker.send_accepting(name)
+        assert invoker._busy()
+        for name in ids:
+            invoker.send_answered(name)
+        assert invoker._busy()  # for QUIET_S after the burst
+        await asyncio.sleep(QUIET_S * 2)
+        assert not invoker._busy()
+
+    asyncio.run(scenario())
