@@ -114,8 +114,9 @@ class PerdureServer:
         *,
         invoker_concurrency_limit: int | None = None,
     ) -> None:
-        """`invoker_concurrency_limit`: at most this many attempts open at once (None: no
-        limit); the others wait in the invoker's queue (`invoker/slots.py`)."""
+        """`invoker_concurrency_limit`: at most this many attempts open at once (None: the
+        config's `invoker_concurrency_limit`); the others wait in the invoker's queue
+        (`invoker/slots.py`)."""
         self.config = config
         self._lock: DataDirectoryLock | None = None
         if storage is None:
@@ -146,7 +147,11 @@ class PerdureServer:
             self.h2,
             self.h1,
             extra_headers=lambda _deployment, url: self.signer.headers(url),
-            concurrency_limit=invoker_concurrency_limit,
+            concurrency_limit=(
+                invoker_concurrency_limit
+                if invoker_concurrency_limit is not None
+                else config.invoker_concurrency_limit
+            ),
         )
         self.bound: Bound | None = None
         self._stopping = asyncio.Event()

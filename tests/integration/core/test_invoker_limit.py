@@ -27,12 +27,12 @@ LIMIT = 2
 
 @dataclass
 class LimitedServer(PerdureServer):
-    """`perdure server` with an invoker concurrency limit of LIMIT (see limit_app.py)."""
+    """`perdure server --invoker-concurrency-limit LIMIT`."""
 
     def start(self) -> LimitedServer:
         cmd = [
-            sys.executable, "-m", "tests.integration.core.limit_app", "server",
-            "--limit", str(LIMIT),
+            sys.executable, "-m", "perdure.cli.main", "server",
+            "--invoker-concurrency-limit", str(LIMIT),
             "--ingress-bind", f"127.0.0.1:{self.ingress_port}",
             "--admin-bind", f"127.0.0.1:{self.admin_port}",
             "--data-dir", str(self.data_dir),

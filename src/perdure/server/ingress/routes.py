@@ -27,7 +27,7 @@ from urllib.parse import quote, unquote
 
 from perdure.protocol.ids import AwakeableId, InvalidId, InvocationId
 from perdure.server import errors as E
-from perdure.server.config import DURATION_EXAMPLES, parse_duration_ms
+from perdure.server.config_text import DURATION_EXAMPLES, parse_duration_ms
 from perdure.server.errors import PerdureError
 from perdure.server.partition.events import AttachBy, CallMode
 from perdure.server.registry import HandlerInfo, Registry, ServiceInfo
