@@ -187,6 +187,16 @@ BAD_TARGET_BODY = _kind(
 REQUEST_FAILED = _kind(
     "PD-1018", "request_failed", 400, "The engine refused the request; the message says why."
 )
+# The longest idempotency key the ingress accepts, in bytes (ingress/routes.py checks it).
+MAX_IDEMPOTENCY_KEY_BYTES = 1024
+BAD_IDEMPOTENCY_KEY = _kind(
+    "PD-1019",
+    "bad_idempotency_key",
+    400,
+    "The idempotency key is empty, too long, or has a character a key cannot have.",
+    f"Use a non-empty key of printable ASCII of at most {MAX_IDEMPOTENCY_KEY_BYTES} bytes, "
+    "for example a UUID.",
+)
 
 # --- admin --------------------------------------------------------------------------------
 
@@ -323,6 +333,12 @@ INTERNAL = _kind(
     500,
     "The server failed while handling the request.",
     "This is a bug in Perdure; the server log has the details. Please report it.",
+)
+UNAUTHORIZED = _kind(
+    "PD-9007",
+    "unauthorized",
+    401,
+    "The request carries no valid bearer token for this port.",
 )
 
 

@@ -15,16 +15,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from perdure.server import errors as E
 from perdure.server.config import Secret
-from perdure.server.errors import Api, ErrorKind, PerdureError
-
-# Not in the shared catalog (errors.py) yet: the code is reserved here, PD-9007.
-UNAUTHORIZED = ErrorKind(
-    "PD-9007",
-    "unauthorized",
-    401,
-    "The request carries no valid bearer token for this port.",
-)
+from perdure.server.errors import Api, PerdureError
 
 _HOW = {
     Api.INGRESS: (
@@ -81,7 +74,7 @@ def refusal(
     sent = _authorization(headers)
     if sent is None:
         return PerdureError(
-            UNAUTHORIZED,
+            E.UNAUTHORIZED,
             f"This Perdure {port} requires a bearer token (the server was started with "
             f"{setting}), and the request has no Authorization header.",
             hint=how,
@@ -90,7 +83,7 @@ def refusal(
     scheme, _, token = sent.strip().partition(b" ")
     if scheme.lower() != b"bearer" or not token.strip():
         return PerdureError(
-            UNAUTHORIZED,
+            E.UNAUTHORIZED,
             f"This Perdure {port} takes a bearer token, and the Authorization header is not "
             "of the form `Bearer <token>`.",
             hint=how,
@@ -102,18 +95,18 @@ def refusal(
     if other is not None and other.matches(token):
         mixed = "admin" if api is Api.INGRESS else "ingress"
         return PerdureError(
-            UNAUTHORIZED,
+            E.UNAUTHORIZED,
             f"This is the {port} port, and the request carries the {mixed} token. Send the "
             f"{port} token here ({setting}).",
             hint="",
             headers=(_challenge(api, "invalid_token"),),
         )
     return PerdureError(
-        UNAUTHORIZED,
+        E.UNAUTHORIZED,
         f"The bearer token is not the one this Perdure {port} expects ({setting}).",
         hint=how,
         headers=(_challenge(api, "invalid_token"),),
     )
 
 
-__all__ = ["UNAUTHORIZED", "refusal"]
+__all__ = ["refusal"]

@@ -38,20 +38,11 @@ IDEMPOTENCY_KEY = "idempotency-key"
 # percent-encoded (up to 3 bytes per byte) in attach URLs: 1 KiB keeps such a URL under the
 # 8 KiB request-line limit common to HTTP servers and proxies, and is far above a UUID (36) or
 # a composite business key. Stripe, for comparison, allows 255 characters.
-MAX_IDEMPOTENCY_KEY_BYTES = 1024
+MAX_IDEMPOTENCY_KEY_BYTES = E.MAX_IDEMPOTENCY_KEY_BYTES
 # The longest delay a send accepts: ten years. Longer is more likely a unit mistake than a plan,
 # and the due time stays far inside the 64-bit millisecond clock the storage keeps.
 MAX_DELAY_MS = 10 * 365 * 86_400_000
 
-# Not in the shared catalog (errors.py) yet: the code is reserved here, PD-1019.
-BAD_IDEMPOTENCY_KEY = E.ErrorKind(
-    "PD-1019",
-    "bad_idempotency_key",
-    400,
-    "The idempotency key is empty, too long, or has a character a key cannot have.",
-    f"Use a non-empty key of printable ASCII of at most {MAX_IDEMPOTENCY_KEY_BYTES} bytes, "
-    "for example a UUID.",
-)
 INGRESS_PATH_HEADER = "x-restate-ingress-path"
 # Hop-by-hop and ingress-only headers are not handed to the handler (Restate's parse_headers).
 _NOT_FORWARDED = frozenset(("connection", "host", IDEMPOTENCY_KEY, "idempotency-expires"))
@@ -402,11 +393,11 @@ def check_idempotency_key(key: str, *, from_header: bool) -> None:
     """
     where = "header" if from_header else "key"
     if not key:
-        raise PerdureError(BAD_IDEMPOTENCY_KEY, "The idempotency key is empty.")
+        raise PerdureError(E.BAD_IDEMPOTENCY_KEY, "The idempotency key is empty.")
     size = len(key.encode("utf-8", "surrogatepass"))
     if size > MAX_IDEMPOTENCY_KEY_BYTES:
         raise PerdureError(
-            BAD_IDEMPOTENCY_KEY,
+            E.BAD_IDEMPOTENCY_KEY,
             f"The idempotency key is {size} bytes long; the limit is {MAX_IDEMPOTENCY_KEY_BYTES}.",
         )
     for position, char in enumerate(key, 1):
@@ -415,7 +406,7 @@ def check_idempotency_key(key: str, *, from_header: bool) -> None:
         if control or (from_header and code > 0x7E):
             what = "a control character" if control else "a character outside printable ASCII"
             raise PerdureError(
-                BAD_IDEMPOTENCY_KEY,
+                E.BAD_IDEMPOTENCY_KEY,
                 f"The idempotency {where} has {what} (U+{code:04X}) at position {position}.",
             )
 
