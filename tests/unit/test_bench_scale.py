@@ -1,9 +1,10 @@
 """`python -m bench.scale` at its smallest sizes against a real Perdure server (keeps it working).
 
 100 Counter keys written into the store before start, 50 suspended workflow runs, 50 more
-suspended plus 5 running through a kill -9, a start with 100 stored timers: checks that every
-table's run did what it says (the pre-written state is read, every run suspends, completes
-once released, and survives the kill). Asserts nothing about speed.
+suspended plus 5 running through a kill -9, starts with 100 stored timers and 100 stored
+suspended invocations: checks that every table's run did what it says (the pre-written state
+is read, every run suspends, completes once released, and survives the kill). Asserts nothing
+about speed.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ def test_smallest_scale_run_writes_all_three_tables(tmp_path: Path) -> None:
         "--recovery",
         "50",
         "--retained",
+        "100",
+        "--active",
         "100",
         "--servers",
         "perdure",
@@ -77,3 +80,5 @@ def test_smallest_scale_run_writes_all_three_tables(tmp_path: Path) -> None:
 
     (retained,) = results["retained"]["rows"]
     assert retained["timers"] == 100 and retained["first_call_s"] > 0
+    (active,) = results["active"]["rows"]
+    assert active["stored"] == "active" and active["timers"] == 100
