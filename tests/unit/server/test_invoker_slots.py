@@ -97,3 +97,35 @@ def test_the_ingress_is_busy_only_while_many_sends_wait() -> None:
         assert not invoker._busy()
 
     asyncio.run(scenario())
+
+
+def test_one_way_attempts_that_wait_long_leave_the_lane_and_do_not_hold_later_sends(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """128 workflow runs waiting on their promises must not hold every later send back."""
+    import asyncio
+    from typing import Any
+
+    from perdure.server.invoker import service
+    from perdure.server.partition.effects import StartAttempt
+
+    monkeypatch.setattr(service, "LANE_HOLD_S", 0.05)
+
+    class Waiting(service.Invoker):
+        async def _attempt(self, effect: StartAttempt, outbox: Any) -> None:
+            await asyncio.Event().wait()  # a handler waiting on something that never comes
+
+    async def scenario() -> None:
+        none: Any = None
+        invoker = Waiting(lambda _e: None, lambda: none, none, none, one_way_share=2,
+                          one_way_limit=4)  # fmt: skip
+        for i in range(10):
+            invoker.send_accepting(f"w{i}")
+            invoker.start(StartAttempt(f"w{i}", 1, "dp", "Wf", "run", 5, b""))
+            invoker.send_answered(f"w{i}")
+        assert len(invoker) == 4 and invoker.waiting == 6  # the lane's limit
+        await asyncio.sleep(0.5)  # each lane slot is released after LANE_HOLD_S
+        assert len(invoker) == 10 and invoker.waiting == 0
+        await invoker.close()
+
+    asyncio.run(scenario())

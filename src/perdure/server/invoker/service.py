@@ -48,6 +48,11 @@ HeaderSource = Callable[[DeploymentRow, str], list[tuple[str, str]]]
 # one-way attempt waits only because the ingress is busy, the invoker looks again every QUIET_S.
 BUSY_SENDS = 16
 QUIET_S = 0.05
+# A one-way attempt counts against the one-way lane for this long at most; after that it holds
+# only its slot under the concurrency limit (if any). Most sends finish well within it; one that
+# waits (a workflow on its promise until the inactivity timeout suspends it) must not keep a
+# lane slot for a minute, or 128 such runs would hold every later send back.
+LANE_HOLD_S = 1.0
 
 
 @dataclass(slots=True)
@@ -181,8 +186,19 @@ class Invoker:
         effect = queued.effect
         task = asyncio.create_task(self._run(effect, queued.outbox))
         self._running[effect.invocation_id] = _Running(effect.attempt, task, queued.outbox, one_way)
+        if one_way:
+            asyncio.get_running_loop().call_later(
+                LANE_HOLD_S, self._leave_lane, effect.invocation_id, task
+            )
         self.started += 1
         self.most_open = max(self.most_open, len(self._running))
+
+    def _leave_lane(self, invocation_id: str, task: asyncio.Task[None]) -> None:
+        running = self._running.get(invocation_id)
+        if running is not None and running.task is task and running.one_way:
+            running.one_way = False
+            self._slots.leave_lane()
+            self._fill()
 
     def _fill(self) -> None:
         """Opens waiting attempts while slots are free."""

@@ -12,6 +12,10 @@ changes is *when* the stream opens:
 - one-way attempts take at most `one_way_limit` of the open attempts, and while the ingress is
   busy accepting sends (`busy`) at most `one_way_share`, so that accepting a burst is not slowed
   by running it: the rest of the burst waits in the queue and drains once the ingress is quiet.
+  The one-way lane shapes how fast such attempts *start*, not how long they may run: the
+  invoker takes an attempt off the lane (`leave_lane`) once it has been open for a while
+  (`service.LANE_HOLD_S`), so handlers that wait long (on a promise, an awakeable, a slow
+  call) keep only their slot under `limit` and never starve later sends.
 
 Sans-I/O: no tasks, no clock. The invoker (`service.py`) owns the streams and asks `pop_ready`
 whenever a slot may have opened.
@@ -135,6 +139,19 @@ class AttemptSlots(Generic[Item]):
         """Forgets every waiting attempt (shutdown: the restart starts them again)."""
         self._calls.clear()
         self._one_way.clear()
+
+    def leave_lane(self) -> None:
+        """An open one-way attempt stops counting against the one-way lane (it stays open).
+
+        >>> slots: AttemptSlots[str] = AttemptSlots(one_way_share=1, one_way_limit=1)
+        >>> slots.push("a", "A", one_way=True); slots.push("b", "B", one_way=True)
+        >>> slots.pop_ready(busy=False), slots.pop_ready(busy=False)
+        (('a', 'A', True), None)
+        >>> slots.leave_lane()
+        >>> slots.pop_ready(busy=False), slots.open
+        (('b', 'B', True), 2)
+        """
+        self.open_one_way -= 1
 
     def finished(self, *, one_way: bool) -> None:
         """An open attempt ended (or was stopped): its slot is free."""
