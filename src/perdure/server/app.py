@@ -138,7 +138,10 @@ class PerdureServer:
         self.ids = RandomIds()
         self.partition = Partition(lambda: self.registry, self.ids)
         self.driver = Driver(self.storage, self.partition, self._dispatch)
-        self.timers = TimerService(lambda timer: self.driver.submit(TimerFired(timer)))
+        self.timers = TimerService(
+            lambda timer: self.driver.submit(TimerFired(timer)),
+            page=lambda after, limit: self.storage.reader().list_timers(after, limit),
+        )
         self.h2 = H2Transport()
         self.h1 = H1Transport()
         self.invoker = Invoker(
@@ -203,7 +206,7 @@ class PerdureServer:
         from perdure.server.ingress.app import IngressApp
         from perdure.server.invoker.discovery import Discoverer
 
-        self.timers.load(self.storage.reader().list_timers())
+        self.timers.refill()  # the earliest stored timers; later ones are read as time goes
         self.driver.submit(ServerStarted())
         ingress = IngressApp(
             SendAdmission(self.driver, self.invoker),

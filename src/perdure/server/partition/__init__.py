@@ -89,12 +89,17 @@ class Partition:
         return effects
 
 
+# Read at start: suspended, pending, scheduled and backing-off invocations are left in storage
+# (their timers, inboxes and notifications wake them), so a start costs O(running), not
+# O(active).
+_RESTARTED = frozenset({S.RUNNING, S.READY})
+
+
 def _server_started(ctx: Ctx, ev: ServerStarted) -> None:
     """Attempts die with the process; every invocation that was running starts a new one."""
-    for row in ctx.tx.list_active_invocations():
-        if row.status in (S.RUNNING, S.READY):
-            ctx.rows[row.id] = row
-            lifecycle.start_attempt(ctx, row)
+    for row in ctx.tx.list_active_invocations(_RESTARTED):
+        ctx.rows[row.id] = row
+        lifecycle.start_attempt(ctx, row)
 
 
 def _frames_received(ctx: Ctx, ev: FramesReceived) -> None:

@@ -132,19 +132,31 @@ class _MemoryReads:
         found.sort(key=_by_creation, reverse=True)
         return [copy.copy(row) for row in found[: max(flt.limit, 0)]]
 
-    def list_active_invocations(self) -> list[InvocationRow]:
+    def list_active_invocations(
+        self, statuses: frozenset[InvocationStatus] | None = None
+    ) -> list[InvocationRow]:
         self._check_open()
         with self._lock:
             rows = list(self._t.invocations.values())
-        active = [row for row in rows if row.status is not InvocationStatus.COMPLETED]
+        active = [
+            row
+            for row in rows
+            if row.status is not InvocationStatus.COMPLETED
+            and (statuses is None or row.status in statuses)
+        ]
         active.sort(key=_by_creation)
         return [copy.copy(row) for row in active]
 
-    def list_timers(self) -> list[TimerRow]:
+    def list_timers(
+        self, after: tuple[int, str] | None = None, limit: int | None = None
+    ) -> list[TimerRow]:
         self._check_open()
         with self._lock:
             timers = list(self._t.timers.values())
-        return sorted(timers, key=lambda t: (t.fire_at, t.id))
+        ordered = sorted(timers, key=lambda t: (t.fire_at, t.id))
+        if after is not None:
+            ordered = [t for t in ordered if (t.fire_at, t.id) > after]
+        return ordered if limit is None else ordered[: max(limit, 0)]
 
     def list_deployments(self) -> list[DeploymentRow]:
         self._check_open()
