@@ -31,9 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / ".cache" / "bench"
 RESTATE_VERSION = "1.7.12"
 RESTATE_PACKAGE = f"@restatedev/restate-server@{RESTATE_VERSION}"
-RESTATE_BINARY = (
-    CACHE / "node_modules/@restatedev/restate-server-linux-x64/bin/restate-server"
-)
+RESTATE_BINARY = CACHE / "node_modules/@restatedev/restate-server-linux-x64/bin/restate-server"
 # restate-server asks a public host for its latest version at start; the benchmark talks to
 # loopback only, so every outgoing request of the binary goes to a dead loopback proxy.
 LOOPBACK_ONLY = {
@@ -104,9 +102,19 @@ def ensure_tools(*, profiler: bool = False) -> Tools:
         CACHE.mkdir(parents=True, exist_ok=True)
         print(f"installing {RESTATE_PACKAGE} into {CACHE} ...", flush=True)
         subprocess.run(
-            [npm, "install", "--prefix", str(CACHE), "--no-save", "--ignore-scripts",
-             "--no-audit", "--no-fund", RESTATE_PACKAGE],
-            check=True, timeout=600,
+            [
+                npm,
+                "install",
+                "--prefix",
+                str(CACHE),
+                "--no-save",
+                "--ignore-scripts",
+                "--no-audit",
+                "--no-fund",
+                RESTATE_PACKAGE,
+            ],
+            check=True,
+            timeout=600,
         )
         if _restate_version() != RESTATE_VERSION:
             raise BenchError(f"{RESTATE_BINARY} is not version {RESTATE_VERSION}")
@@ -199,10 +207,12 @@ class Perdure(_Server):
     """`perdure server` with its defaults, data in ``work_dir/data``.
 
     ``src`` is the source tree it runs from: another one (say an older commit's, from
-    ``git archive <commit> src | tar -x -C /tmp/old``) measures a before/after pair.
+    ``git archive <commit> src | tar -x -C /tmp/old``) measures a before/after pair; ``extra``
+    are more flags for `perdure server`.
     """
 
     src: Path = ROOT / "src"
+    extra: list[str] = field(default_factory=list)
 
     def start(self) -> Perdure:
         cmd = [
@@ -211,7 +221,8 @@ class Perdure(_Server):
             "--admin-bind", f"127.0.0.1:{self.admin_port}",
             "--data-dir", str(self.work_dir / "data"),
             "--log-level", "warning",
-        ]
+            *self.extra,
+        ]  # fmt: skip
         env = {k: v for k, v in os.environ.items() if not k.startswith("PERDURE_")}
         env["PYTHONPATH"] = str(self.src)
         self._launch(cmd, env, "perdure server")
@@ -269,7 +280,10 @@ class Service:
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", self.module, "--port", str(self.port)],
-                stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=ROOT,
+                env=env,
             )
 
         def listening() -> bool:

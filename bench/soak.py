@@ -628,27 +628,6 @@ def check(summary: dict[str, Any], bounds: Bounds) -> list[str]:
     return failed
 
 
-@dataclass
-class _Server(Perdure):
-    """`bench.processes.Perdure` with more flags for `perdure server`."""
-
-    extra: list[str] = field(default_factory=list)
-
-    def start(self) -> _Server:
-        cmd = [
-            sys.executable, "-m", "perdure.cli.main", "server",
-            "--ingress-bind", f"127.0.0.1:{self.ingress_port}",
-            "--admin-bind", f"127.0.0.1:{self.admin_port}",
-            "--data-dir", str(self.work_dir / "data"),
-            "--log-level", "warning",
-            *self.extra,
-        ]  # fmt: skip
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PERDURE_")}
-        env["PYTHONPATH"] = str(self.src)
-        self._launch(cmd, env, "perdure server")
-        return self
-
-
 def run(
     minutes: float,
     rate: float,
@@ -674,7 +653,7 @@ def run(
     with tempfile.TemporaryDirectory(prefix="perdure-soak-") as tmp:
         base = work or Path(tmp)
         service = Service("bench.services", base / "service.log").start()
-        server = _Server(base / "perdure", extra=list(server_args))
+        server = Perdure(base / "perdure", extra=list(server_args))
         try:
             server.start()
             server.register(service.uri)
