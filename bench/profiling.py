@@ -29,8 +29,21 @@ def py_spy() -> str:
 
 def record(pid: int, *, seconds: int, out: Path, rate: int = 250) -> subprocess.Popen[bytes]:
     """Start py-spy on ``pid`` for ``seconds``; the caller loads the process, then waits."""
-    cmd = [py_spy(), "record", "--pid", str(pid), "--duration", str(seconds), "--rate",
-           str(rate), "--nonblocking", "--format", "raw", "--output", str(out)]
+    cmd = [
+        py_spy(),
+        "record",
+        "--pid",
+        str(pid),
+        "--duration",
+        str(seconds),
+        "--rate",
+        str(rate),
+        "--nonblocking",
+        "--format",
+        "raw",
+        "--output",
+        str(out),
+    ]
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
@@ -43,13 +56,18 @@ def _frame(text: str) -> str:
 # Where a sample of the Perdure server belongs, by the first of these found on its stack
 # (checked in order: the commit thread first, then the most specific part of the pipeline).
 COMPONENTS = (
-    ("commit thread (COMMIT + fsync, off the event loop)", ("_worker (concurrent/futures",)),
+    (
+        "commit thread (COMMIT + fsync, off the event loop)",
+        ("_commit_loop (perdure/server/driver.py", "_worker (concurrent/futures"),
+    ),
     ("storage SQL inside the partition (event loop)", ("perdure/server/storage/",)),
     ("partition logic (event loop)", ("perdure/server/partition/",)),
     ("driver (batching, savepoints, dispatch)", ("perdure/server/driver.py",)),
     ("invoker: HTTP/2 client to the deployment", ("perdure/server/invoker/",)),
-    ("ingress: HTTP/1.1 server (uvicorn + ingress app)", ("uvicorn/", "perdure/server/ingress/",
-                                                          "perdure/server/asgi.py")),
+    (
+        "ingress: HTTP/1.1 server (uvicorn + ingress app)",
+        ("uvicorn/", "perdure/server/ingress/", "perdure/server/asgi.py"),
+    ),
     ("event loop itself (uvloop, socket I/O, callbacks)", ("",)),
 )
 
@@ -72,8 +90,10 @@ def components(collapsed: str) -> list[dict[str, Any]]:
             if any(needle in stack for needle in needles):
                 counts[name] += int(count_text)
                 break
-    return [{"component": name, "percent": round(100 * n / max(total, 1), 1)}
-            for name, n in counts.items()]
+    return [
+        {"component": name, "percent": round(100 * n / max(total, 1), 1)}
+        for name, n in counts.items()
+    ]
 
 
 def hot_spots(collapsed: str, *, limit: int = 25) -> dict[str, Any]:
@@ -106,5 +126,9 @@ def hot_spots(collapsed: str, *, limit: int = 25) -> dict[str, Any]:
             for f, n in counter.most_common(limit)
         ]
 
-    return {"samples": total, "self": ranked(own), "inclusive": ranked(anywhere),
-            "components": components(collapsed)}
+    return {
+        "samples": total,
+        "self": ranked(own),
+        "inclusive": ranked(anywhere),
+        "components": components(collapsed),
+    }

@@ -190,7 +190,7 @@ def run_scale(setups: list[Setup], full: bool) -> list[dict[str, Any]]:
     return rows
 
 
-def run_profile(tools: Tools, setup: Setup, seconds: int, work: Path) -> dict[str, Any]:
+def run_profile(tools: Tools, setup: Setup, seconds: int, work: Path, label: str) -> dict[str, Any]:
     """py-spy on the Perdure server while wrk runs greeter at c=64."""
     out = work / "perdure-greeter-c64.pyspy.txt"
     wait_quiet([setup.server_pid, setup.service_pid])
@@ -200,7 +200,8 @@ def run_profile(tools: Tools, setup: Setup, seconds: int, work: Path) -> dict[st
     _, err = spy.communicate(timeout=120)
     if not out.exists():
         raise RuntimeError(f"py-spy wrote nothing: {err.decode(errors='replace')[-2000:]}")
-    kept = report.RESULTS / f"{datetime.date.today().isoformat()}-perdure-greeter-c64.pyspy.txt"
+    day = datetime.date.today().isoformat()
+    kept = report.RESULTS / f"{day}-{label}-perdure-greeter-c64.pyspy.txt"
     shutil.copyfile(out, kept)
     top = profiling.hot_spots(out.read_text(), limit=40)
     throughput = raw["requests"] / (raw["duration_us"] / 1e6)
@@ -281,7 +282,9 @@ def main(argv: list[str] | None = None) -> int:
             print("cost per step:", flush=True)
             results["scale"] = run_scale(setups, args.full)
         if not args.no_profile:
-            results["profile"] = run_profile(tools, setups[0], args.profile_seconds, work)
+            results["profile"] = run_profile(
+                tools, setups[0], args.profile_seconds, work, args.label or mode
+            )
         results["finished_at"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
         path = report.write(results)
         print()
