@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from perdure.server.invoker import h2_connection
-from perdure.server.invoker.h2_connection import checked_headers
-from perdure.server.invoker.transport import TransportError
+from perdure.server.invoker import transport
+from perdure.server.invoker.transport import TransportError, checked_headers
 
 URL = "http://127.0.0.1:9080/invoke/Greeter/greet"
 
@@ -42,19 +41,19 @@ def test_a_header_h2_would_refuse_fails_the_stream_with_the_fix(
 def test_each_pair_is_checked_once_and_the_memory_stays_bounded(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(h2_connection, "_checked", set())
-    monkeypatch.setattr(h2_connection, "_CHECKED_LIMIT", 3)
+    monkeypatch.setattr(transport, "_checked", set())
+    monkeypatch.setattr(transport, "_CHECKED_LIMIT", 3)
     calls: list[str] = []
-    real = h2_connection._header_problem
+    real = transport._header_problem
 
     def counting(name: str, value: str) -> str | None:
         calls.append(name)
         return real(name, value)
 
-    monkeypatch.setattr(h2_connection, "_header_problem", counting)
+    monkeypatch.setattr(transport, "_header_problem", counting)
     for _ in range(3):
         checked_headers([("x-a", "1"), ("x-b", "2")], URL)
     assert calls == ["x-a", "x-b"]
     for i in range(10):
         checked_headers([("authorization", f"token-{i}")], URL)
-    assert len(h2_connection._checked) <= 3
+    assert len(transport._checked) <= 3

@@ -28,7 +28,7 @@ from perdure.server.invoker.transport import (
     StreamReset,
     Target,
     TransportError,
-    request_headers,
+    checked_headers,
 )
 
 # Receive windows. Restate's pool uses 2 MiB per stream (service-client/src/pool/config.rs) so
@@ -40,11 +40,6 @@ CONNECTION_WINDOW = 32 * 1024 * 1024
 # it the sender waits, which is the backpressure a full-duplex stream needs.
 SEND_BUFFER_LIMIT = 1024 * 1024
 READ_SIZE = 256 * 1024
-# h2's own check of outbound headers is off (it costs ~20 % of a stream open); the pseudo-
-# headers are ours, and every other pair is checked once by `checked_headers` and remembered.
-_CHECKED_LIMIT = 4096
-# RFC 9110 token characters, lower case only (names are lower-cased before the check).
-_TOKEN = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyz")
 
 log = logging.getLogger("perdure.invoker")
 
@@ -59,42 +54,6 @@ def _code_name(code: int | None) -> str:
         return h2.errors.ErrorCodes(code or 0).name
     except ValueError:
         return f"error code {code}"
-
-
-_checked: set[tuple[str, str]] = set()
-
-
-def checked_headers(headers: Headers, url: str) -> Headers:
-    """`headers` as they go on the wire (lower-cased, hop-by-hop ones dropped), each pair
-    checked once per process: a deployment's `additional_headers` are the same on every
-    stream, so after the first stream this is one set lookup per header."""
-    out = request_headers(headers)
-    for pair in out:
-        if pair in _checked:
-            continue
-        problem = _header_problem(*pair)
-        if problem is not None:
-            raise TransportError(
-                f"the header {pair[0]!r} cannot be sent to {url}: {problem}; fix the "
-                "deployment's additional_headers (re-register it with valid ones)",
-                url=url,
-            )
-        if len(_checked) >= _CHECKED_LIMIT:
-            _checked.clear()  # signed tokens change every few seconds: keep the set small
-        _checked.add(pair)
-    return out
-
-
-def _header_problem(name: str, value: str) -> str | None:
-    if not name:
-        return "an empty header name"
-    if name[0] == ":":
-        return "names starting with ':' are HTTP/2 pseudo-headers, which the server sets"
-    if not _TOKEN.issuperset(name):
-        return "a header name may hold only letters, digits and !#$%&'*+-.^_`|~"
-    if "\r" in value or "\n" in value or "\0" in value:
-        return "a header value may not contain CR, LF or NUL"
-    return None
 
 
 class ConnectionFull(Exception):

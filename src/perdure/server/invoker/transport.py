@@ -297,3 +297,46 @@ async def open_socket(
             "that it is running and that the registered URI is right",
             url=url,
         ) from exc
+
+
+# The HTTP/2 transport turns h2's own check of outbound headers off (it costs ~20 % of a stream
+# open); the pseudo-headers are ours, and every other pair is checked once by `checked_headers`
+# and remembered.
+_CHECKED_LIMIT = 4096
+# RFC 9110 token characters, lower case only (names are lower-cased before the check).
+_TOKEN = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyz")
+
+_checked: set[tuple[str, str]] = set()
+
+
+def checked_headers(headers: Headers, url: str) -> Headers:
+    """`headers` as they go on the wire (lower-cased, hop-by-hop ones dropped), each pair
+    checked once per process: a deployment's `additional_headers` are the same on every
+    stream, so after the first stream this is one set lookup per header."""
+    out = request_headers(headers)
+    for pair in out:
+        if pair in _checked:
+            continue
+        problem = _header_problem(*pair)
+        if problem is not None:
+            raise TransportError(
+                f"the header {pair[0]!r} cannot be sent to {url}: {problem}; fix the "
+                "deployment's additional_headers (re-register it with valid ones)",
+                url=url,
+            )
+        if len(_checked) >= _CHECKED_LIMIT:
+            _checked.clear()  # signed tokens change every few seconds: keep the set small
+        _checked.add(pair)
+    return out
+
+
+def _header_problem(name: str, value: str) -> str | None:
+    if not name:
+        return "an empty header name"
+    if name[0] == ":":
+        return "names starting with ':' are HTTP/2 pseudo-headers, which the server sets"
+    if not _TOKEN.issuperset(name):
+        return "a header name may hold only letters, digits and !#$%&'*+-.^_`|~"
+    if "\r" in value or "\n" in value or "\0" in value:
+        return "a header value may not contain CR, LF or NUL"
+    return None
