@@ -24,9 +24,9 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import httpx
+from bench.http1 import TRANSPORT_ERRORS, Http1Client
 
 
 @dataclass
@@ -42,88 +42,39 @@ class BlastResult:
         return self.ok / self.seconds if self.seconds else 0.0
 
 
-class _Connection:
-    def __init__(self, host: str, port: int) -> None:
-        self.host, self.port = host, port
-        self.reader: asyncio.StreamReader | None = None
-        self.writer: asyncio.StreamWriter | None = None
-
-    async def post(self, path: str, body: bytes) -> tuple[int, bytes]:
-        if self.writer is None:
-            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
-        assert self.reader is not None
-        head = (
-            f"POST {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
-        )
-        self.writer.write(head.encode() + body)
-        status_line = await self.reader.readline()
-        if not status_line:
-            raise ConnectionError("connection closed")
-        status = int(status_line.split()[1])
-        length, chunked, close = 0, False, False
-        while (line := await self.reader.readline()) not in (b"\r\n", b""):
-            name, _, value = line.decode("latin-1").partition(":")
-            name, value = name.strip().lower(), value.strip().lower()
-            if name == "content-length":
-                length = int(value)
-            elif name == "transfer-encoding" and "chunked" in value:
-                chunked = True
-            elif name == "connection" and value == "close":
-                close = True
-        if chunked:
-            parts = []
-            while (size := int((await self.reader.readline()).split(b";")[0], 16)) > 0:
-                parts.append(await self.reader.readexactly(size + 2))
-            await self.reader.readline()
-            data = b"".join(p[:-2] for p in parts)
-        else:
-            data = await self.reader.readexactly(length)
-        if close:
-            self.close()
-        return status, data
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-        self.reader = self.writer = None
-
-
 async def _blast(
     url: str, paths: Iterable[str], body: bytes, concurrency: int, deadline: float
 ) -> BlastResult:
-    parts = urlsplit(url)
-    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    client = Http1Client(url, concurrency)
     result = BlastResult()
     todo: Iterator[str] = iter(paths)
 
     async def worker() -> None:
-        conn = _Connection(host, port)
-        try:
-            for path in todo:
-                if time.monotonic() > deadline:
-                    return
-                for attempt in range(3):  # a reset keep-alive connection: reconnect, retry
-                    try:
-                        status, data = await conn.post(path, body)
-                        break
-                    except (OSError, ConnectionError, asyncio.IncompleteReadError, ValueError):
-                        conn.close()
-                        if attempt == 2:
-                            status, data = 0, b"connection failed"
-                        await asyncio.sleep(0.05)
-                result.statuses[status] = result.statuses.get(status, 0) + 1
-                if 200 <= status < 300:
-                    result.ok += 1
-                else:
-                    result.errors += 1
-                    if len(result.samples) < 5:
-                        result.samples.append(f"{path}: {status} {data[:200]!r}")
-        finally:
-            conn.close()
+        for path in todo:
+            if time.monotonic() > deadline:
+                return
+            for attempt in range(3):  # a reset keep-alive connection: retry on a new one
+                try:
+                    answer = await client.request("POST", path, body, {})
+                    status, data = answer.status_code, answer.body
+                    break
+                except TRANSPORT_ERRORS:
+                    if attempt == 2:
+                        status, data = 0, b"connection failed"
+                    await asyncio.sleep(0.05)
+            result.statuses[status] = result.statuses.get(status, 0) + 1
+            if 200 <= status < 300:
+                result.ok += 1
+            else:
+                result.errors += 1
+                if len(result.samples) < 5:
+                    result.samples.append(f"{path}: {status} {data[:200]!r}")
 
     start = time.monotonic()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    try:
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    finally:
+        await client.aclose()
     result.seconds = time.monotonic() - start
     return result
 

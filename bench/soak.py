@@ -40,7 +40,6 @@ import json
 import os
 import random
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -49,7 +48,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.http1 import TRANSPORT_ERRORS, Http1Client
 from bench.processes import Perdure, Service, cpu_seconds, machine_busy_seconds
+from bench.soak_report import git_commit, report
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -152,134 +153,6 @@ def open_fds(pid: int) -> int:
     True
     """
     return len(os.listdir(f"/proc/{pid}/fd"))
-
-
-class Answer:
-    """The parts of an HTTP answer the sender reads."""
-
-    __slots__ = ("body", "status_code")
-
-    def __init__(self, status_code: int, body: bytes) -> None:
-        self.status_code, self.body = status_code, body
-
-    @property
-    def text(self) -> str:
-        return self.body.decode("utf-8", "replace")
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-
-class _ClosedBeforeAnswer(ConnectionResetError):
-    """The connection ended before a status line came back."""
-
-
-IDLE_REUSE_S = 20.0
-
-# What a failed exchange raises: a refused or reset connection, a timeout (an OSError too), or
-# an answer cut short.
-TRANSPORT_ERRORS = (OSError, asyncio.IncompleteReadError, ValueError)
-
-
-class Http1Client:
-    """A small keep-alive HTTP/1.1 client for the sender: a pool of `size` connections.
-
-    httpx costs several times the CPU per request, and on a busy 2-core machine a sender that
-    waits for a core shows up as server latency. This one does only what the soak needs:
-    JSON bodies, and answers with a content-length (the Perdure ingress always sends one).
-    """
-
-    def __init__(self, base_url: str, size: int, timeout: float = 120.0) -> None:
-        host, _, port = base_url.removeprefix("http://").partition(":")
-        self.host, self.port, self.timeout = host, int(port), timeout
-        # (reader, writer, when it was last used): most recently used last.
-        self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter, float]] = []
-        self._slots = asyncio.Semaphore(size)
-
-    async def aclose(self) -> None:
-        for _, writer, _ in self._idle:
-            writer.close()
-        self._idle.clear()
-
-    async def post(
-        self, path: str, json: Any = None, headers: dict[str, str] | None = None
-    ) -> Answer:
-        body = b"" if json is None else _json_bytes(json)
-        return await self.request("POST", path, body, headers or {})
-
-    async def get(self, path: str) -> Answer:
-        return await self.request("GET", path, b"", {})
-
-    async def request(self, method: str, path: str, body: bytes, headers: dict[str, str]) -> Answer:
-        async with self._slots:
-            reader, writer, reused = await self._connection()
-            try:
-                answer, keep = await asyncio.wait_for(
-                    self._exchange(reader, writer, method, path, body, headers), self.timeout
-                )
-            except _ClosedBeforeAnswer:
-                writer.close()
-                if not reused:
-                    raise
-                # The server closed an idle connection as the request went out, before reading
-                # it (nothing was answered, so nothing was done): once more on a new one.
-                reader, writer = await asyncio.open_connection(self.host, self.port)
-                answer, keep = await asyncio.wait_for(
-                    self._exchange(reader, writer, method, path, body, headers), self.timeout
-                )
-            except BaseException:
-                writer.close()
-                raise
-            if keep:
-                self._idle.append((reader, writer, time.monotonic()))
-            else:
-                writer.close()
-            return answer
-
-    async def _connection(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, bool]:
-        while self._idle:
-            reader, writer, used = self._idle.pop()
-            # Well inside the server's keep-alive (75 s), so it rarely closes one under us.
-            if time.monotonic() - used < IDLE_REUSE_S and not reader.at_eof():
-                return reader, writer, True
-            writer.close()
-        reader, writer = await asyncio.open_connection(self.host, self.port)
-        return reader, writer, False
-
-    async def _exchange(
-        self,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        method: str,
-        path: str,
-        body: bytes,
-        headers: dict[str, str],
-    ) -> tuple[Answer, bool]:
-        head = f"{method} {path} HTTP/1.1\r\nhost: {self.host}\r\n"
-        if body:
-            head += f"content-type: application/json\r\ncontent-length: {len(body)}\r\n"
-        head += "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-        writer.write(head.encode("latin-1") + b"\r\n" + body)
-        try:
-            status_line = await reader.readline()
-        except ConnectionResetError:
-            status_line = b""
-        if not status_line:
-            raise _ClosedBeforeAnswer("the server closed the connection before answering")
-        status = int(status_line.split(b" ", 2)[1])
-        length, keep = 0, True
-        while (line := await reader.readline()) not in (b"\r\n", b"\n", b""):
-            name, _, value = line.partition(b":")
-            name = name.strip().lower()
-            if name == b"content-length":
-                length = int(value)
-            elif name == b"connection" and value.strip().lower() == b"close":
-                keep = False
-        return Answer(status, await reader.readexactly(length) if length else b""), keep
-
-
-def _json_bytes(value: Any) -> bytes:
-    return json.dumps(value).encode()
 
 
 def _pick(rng: random.Random) -> str:
@@ -683,96 +556,6 @@ def run(
     return summary
 
 
-def _commit() -> str:
-    done = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    return done.stdout.strip() or "unknown"
-
-
-def report(summary: dict[str, Any], command: str) -> str:
-    """The Markdown page for bench/results/."""
-    s = summary
-    b = s["bounds"]
-    verdict = "PASSED" if not s["failed"] else "FAILED: " + "; ".join(s["failed"])
-    lines = [
-        f"# Soak — {datetime.date.today().isoformat()}",
-        "",
-        f"Command: `{command}`  ",
-        f"Perdure commit {s['commit']}; official restate-sdk service (`bench/services.py`); "
-        f"{os.cpu_count()} cores shared with other work.",
-        "",
-        f"**{verdict}**",
-        "",
-        "| figure | value |",
-        "|---|---|",
-        f"| held | {s['load_seconds'] / 60:.1f} min at {s['held_rate']} req/s "
-        f"(asked {s['asked_rate']}) |",
-        f"| requests | {s['sent']} sent, {s['answered']} answered, {s['errors']} errors, "
-        f"{s['sends_attached']} sends attached to at the end, {s['counter_keys']} counter keys "
-        "checked |",
-        f"| mix | {', '.join(f'{k} {v}' for k, v in s['by_kind'].items())} |",
-        f"| server RSS | start {s['rss_start_mib']} MiB, after {b['warmup_s']:.0f} s warm-up "
-        f"{s['rss_warm_mib']}, end {s['rss_end_mib']}, peak {s['rss_peak_mib']} |",
-        f"| growth after warm-up | {s['rss_growth_mib']} MiB ({s['rss_growth_pct']} %), "
-        f"{s['rss_growth_kib_per_1000_requests']} KiB per 1000 requests; bound "
-        f"max({b['rss_growth_mib']} MiB, {b['rss_growth_pct']} %) |",
-        f"| growth over the second half (from {s['rss_late_from_s']:.0f} s) | "
-        f"{s['rss_late_growth_mib']} MiB, "
-        f"{s['rss_late_growth_kib_per_1000_requests']} KiB per 1000 requests; bound "
-        f"{b['late_growth_mib']} MiB; database at the end {s['db_end_mib']} MiB |",
-        f"| open fds, no client connected | before {s['fds_idle_before']}, after "
-        f"{s['fds_idle_after']}; bound before + {b['fd_slack']} |",
-        f"| open fds under load | start {s['fds_start']}, after warm-up {s['fds_warm']}, end "
-        f"{s['fds_end']}, max {s['fds_max']} (includes the sender's up to "
-        f"{CLIENT_CONNECTIONS} connections) |",
-        f"| CPU | server {s['server_cpu_pct_mean']} % of a core on average, the sender "
-        f"{s.get('sender_cpu_pct', '?')} %; the machine "
-        f"{s['machine_busy_pct_mean']} % busy (max {s['machine_busy_pct_max']} %), other "
-        "work included |",
-        f"| late starts | {s['late']} (requests that waited for one of {MAX_IN_FLIGHT} slots) |",
-        "",
-        "## Latency per window (sleeps apart)",
-        "",
-        "The last three columns come from the samples in the window: when the machine is busy",
-        "with other work, the sender and the service wait for a core too, and requests queue.",
-        "",
-        "| window from | answered | p50 ms | p99 ms | sleep p99 ms | most in flight "
-        "| server CPU % | machine busy % |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    width = s.get("window_s") or 60.0
-    for w in s["windows"]:
-        inside = [x for x in s["samples"] if w["start_s"] <= x["t"] < w["start_s"] + width]
-        most = max((x["in_flight"] for x in inside), default=0)
-        cpu = statistics.fmean(x["server_cpu_pct"] for x in inside) if inside else 0.0
-        busy = statistics.fmean(x["machine_busy_pct"] for x in inside) if inside else 0.0
-        lines.append(
-            f"| {w['start_s']:.0f} s | {w['answered']} | {w['p50_ms']} | {w['p99_ms']} "
-            f"| {w['sleep_p99_ms']} | {most} | {cpu:.1f} | {busy:.1f} |"
-        )
-    lines += [
-        "",
-        "## Samples",
-        "",
-        "| t s | RSS MiB | fds | database MiB | service RSS MiB | answered | server CPU % "
-        "| machine busy % | machine iowait % |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    step = max(1, len(s["samples"]) // 40)
-    for x in s["samples"][::step] + s["samples"][-1:]:
-        lines.append(
-            f"| {x['t']} | {x['rss_kib'] / 1024:.1f} | {x['fds']} | {x['db_mib']} | "
-            f"{x['service_rss_kib'] / 1024:.1f} | {x['answered']} | {x['server_cpu_pct']} "
-            f"| {x['machine_busy_pct']} | {x['machine_iowait_pct']} |"
-        )
-    return "\n".join(lines) + "\n"
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--minutes", type=float, default=10.0)
@@ -827,7 +610,7 @@ def main(argv: list[str] | None = None) -> int:
         server_args=tuple(args.server_arg),
         attach=not args.no_attach,
     )
-    summary["commit"] = _commit()
+    summary["commit"] = git_commit()
     command = "python -m bench.soak " + " ".join(sys.argv[1:] if argv is None else argv)
     summary["command"] = command
     page = report(summary, command)
