@@ -44,9 +44,11 @@ from typing import Generic, TypeVar
 Item = TypeVar("Item")
 
 # While the ingress accepts a burst of sends, this many one-way attempts still run, so the
-# backlog always drains; once it is quiet, up to DEFAULT_ONE_WAY_LIMIT (measured:
-# bench/results/2026-12-06-send-*.md).
-DEFAULT_ONE_WAY_SHARE = 8
+# backlog always drains; once it is quiet, up to DEFAULT_ONE_WAY_LIMIT. 2 rather than 8: on a
+# quiet machine it accepted 1.05-1.11x restate-server's rate at c=64 where 8 did 0.81-0.92x,
+# with the backlog completed as fast (bench/results/2026-12-06-share{2,8}-{a,b}.md); a slow
+# handler holds a lane slot for LANE_HOLD_S at most, so 2 cannot starve the lane.
+DEFAULT_ONE_WAY_SHARE = 2
 DEFAULT_ONE_WAY_LIMIT = 128
 
 
