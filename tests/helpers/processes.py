@@ -163,3 +163,39 @@ class ServiceProcess:
     def stop(self) -> None:
         # The official SDK traps SIGTERM without exiting; SIGINT stops it.
         _stop(self.proc, signal.SIGINT)
+
+
+def start_dev(
+    data_dir: Path, log: Path, ingress: int, admin: int, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """`perdure dev examples/greeter.py` on the given ports, its output in `log`."""
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "perdure.cli.main",
+            "dev",
+            str(ROOT / "examples" / "greeter.py"),
+            "--data-dir",
+            str(data_dir),
+            "--ingress-bind",
+            f"127.0.0.1:{ingress}",
+            "--admin-bind",
+            f"127.0.0.1:{admin}",
+            "--service-port",
+            str(free_port()),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+
+
+def stop_dev(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=5)

@@ -3,51 +3,18 @@
 from __future__ import annotations
 
 import re
-import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import httpx
-from tests.helpers.processes import ROOT, free_port, wait_until
-
-
-def _start_dev(data_dir: Path, log: Path, ingress: int, admin: int) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "perdure.cli.main",
-            "dev",
-            str(ROOT / "examples" / "greeter.py"),
-            "--data-dir",
-            str(data_dir),
-            "--ingress-bind",
-            f"127.0.0.1:{ingress}",
-            "--admin-bind",
-            f"127.0.0.1:{admin}",
-            "--service-port",
-            str(free_port()),
-        ],
-        cwd=ROOT,
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-    )
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.send_signal(signal.SIGINT)
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=5)
+from tests.helpers.processes import ROOT, free_port, start_dev, stop_dev, wait_until
 
 
 def test_dev_serves_registers_and_prints_the_curl_to_try(tmp_path: Path) -> None:
     ingress, admin = free_port(), free_port()
     log = tmp_path / "dev.log"
-    proc = _start_dev(tmp_path / "data", log, ingress, admin)
+    proc = start_dev(tmp_path / "data", log, ingress, admin)
     try:
         banner = wait_until(
             lambda: "Try:" in log.read_text() and log.read_text(), what="the dev banner"
@@ -61,17 +28,17 @@ def test_dev_serves_registers_and_prints_the_curl_to_try(tmp_path: Path) -> None
         visits = httpx.get(f"http://127.0.0.1:{ingress}/Visits/Ada/count", timeout=30)
         assert visits.json() == 2
     finally:
-        _stop(proc)
+        stop_dev(proc)
     assert proc.returncode == 0, log.read_text()
 
     # State is durable: a second run on the same data directory remembers the visits.
-    proc = _start_dev(tmp_path / "data", tmp_path / "dev2.log", ingress, admin)
+    proc = start_dev(tmp_path / "data", tmp_path / "dev2.log", ingress, admin)
     try:
         wait_until(lambda: "Try:" in (tmp_path / "dev2.log").read_text(), what="the dev banner")
         again = httpx.post(f"http://127.0.0.1:{ingress}/Greeter/greet", json="Ada", timeout=30)
         assert again.json() == "Hello Ada! (visit #3)"
     finally:
-        _stop(proc)
+        stop_dev(proc)
 
 
 def test_dev_refuses_a_file_without_services(tmp_path: Path) -> None:

@@ -273,9 +273,8 @@ def test_perdure_dev_registers_with_the_admin_token_and_never_prints_a_token(
     tmp_path: Path,
 ) -> None:
     import re
-    import signal
 
-    from tests.helpers.processes import free_port, wait_until
+    from tests.helpers.processes import free_port, start_dev, stop_dev, wait_until
 
     ingress, admin = free_port(), free_port()
     log = tmp_path / "dev.log"
@@ -284,27 +283,7 @@ def test_perdure_dev_registers_with_the_admin_token_and_never_prints_a_token(
         "PERDURE_INGRESS_TOKEN": INGRESS_TOKEN,
         "PERDURE_ADMIN_TOKEN": ADMIN_TOKEN,
     }
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "perdure.cli.main",
-            "dev",
-            str(ROOT / "examples" / "greeter.py"),
-            "--data-dir",
-            str(tmp_path / "data"),
-            "--ingress-bind",
-            f"127.0.0.1:{ingress}",
-            "--admin-bind",
-            f"127.0.0.1:{admin}",
-            "--service-port",
-            str(free_port()),
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-    )
+    proc = start_dev(tmp_path / "data", log, ingress, admin, env=env)
     try:
         banner = wait_until(
             lambda: "Try:" in log.read_text() and log.read_text(), what="the dev banner"
@@ -315,11 +294,6 @@ def test_perdure_dev_registers_with_the_admin_token_and_never_prints_a_token(
         answer = httpx.post(url, json="Ada", headers=_bearer(INGRESS_TOKEN), timeout=30)
         assert answer.status_code == 200, answer.text
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+        stop_dev(proc)
     text = log.read_text()
     assert INGRESS_TOKEN not in text and ADMIN_TOKEN not in text
