@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
 from contextlib import closing
 from importlib import resources
 from pathlib import Path
@@ -14,20 +13,6 @@ from perdure.server.storage import migrations
 from perdure.server.storage.api import StorageError, TimerKind, TimerRow
 from perdure.server.storage.sqlite import APPLICATION_ID, SqliteStorage
 from perdure.testing._storage_fixtures import minimal_invocation, populate, write
-
-
-@pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    return tmp_path / "perdure.db"
-
-
-@pytest.fixture
-def store(db_path: Path) -> Iterator[SqliteStorage]:
-    opened = SqliteStorage(db_path)
-    try:
-        yield opened
-    finally:
-        opened.close()
 
 
 def _raw(path: Path) -> closing[sqlite3.Connection]:
